@@ -1,0 +1,65 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from stich import __version__
+from stich.analytics import endpoints as analytics_endpoints
+from stich.api import health
+from stich.api.errors import install_error_handlers
+from stich.api.middleware import RequestMiddleware
+from stich.apps import endpoints as apps_endpoints
+from stich.audit import endpoints as audit_endpoints
+from stich.auth import endpoints as auth_endpoints
+from stich.config import Settings, load_settings
+from stich.db import Database
+from stich.gallery import endpoints as gallery_endpoints
+from stich.log import configure_logging
+from stich.secrets import endpoints as secrets_endpoints
+from stich.users import endpoints as users_endpoints
+
+# Domain routers mounted under /api, in the order they appear in the OpenAPI document.
+# The gallery comes before apps so /apps/public is not taken for an app id.
+API_ROUTERS: list[APIRouter] = [
+    auth_endpoints.router,
+    users_endpoints.router,
+    gallery_endpoints.router,
+    apps_endpoints.router,
+    analytics_endpoints.router,
+    secrets_endpoints.router,
+    audit_endpoints.router,
+]
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    configure_logging(settings)
+    owns_database = database is None
+    database = database or Database(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_database:
+            database.dispose()
+
+    app = FastAPI(
+        title="Stich",
+        version=__version__,
+        description="Data layer of an AI app-generation platform.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    install_error_handlers(app)
+    app.add_middleware(RequestMiddleware)
+    app.include_router(health.router)
+    api = APIRouter(prefix="/api")
+    for router in API_ROUTERS:
+        api.include_router(router)
+    app.include_router(api)
+    return app

@@ -1,0 +1,41 @@
+"""FastAPI dependencies shared by every router."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from stich.api.context import BOOKMARK_HEADER, RequestContext, RequestState, client_ip
+from stich.config import Settings
+from stich.db import Database
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+def get_context(request: Request) -> RequestContext:
+    """The request's context; a malformed X-Stich-Bookmark is a 400 here, before any work."""
+    database = get_database(request)
+    state: RequestState = request.state.stich
+    raw_bookmark = request.headers.get(BOOKMARK_HEADER)
+    bookmark = database.parse_bookmark(raw_bookmark) if raw_bookmark else None
+    if bookmark is not None:
+        state.bookmark_out = bookmark  # echo it back, so it never goes backwards
+    return RequestContext(
+        db=database,
+        state=state,
+        client_ip=client_ip(request, get_settings(request).trusted_proxies),
+        user_agent=(request.headers.get("user-agent") or None),
+        bookmark_in=bookmark,
+    )
+
+
+Context = Annotated[RequestContext, Depends(get_context)]

@@ -1,0 +1,119 @@
+"""Sessions, API keys and OAuth states. Bearer credentials are stored only as keyed hashes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from stich.db.base import (
+    ID_LENGTH,
+    Base,
+    JSONType,
+    UTCDateTime,
+    enum_column,
+    id_column,
+    utcnow,
+)
+from stich.users.models import AuthProvider
+
+TOKEN_HASH_LENGTH = 64  # hex HMAC-SHA256
+
+
+class DeviceType(StrEnum):
+    DESKTOP = "desktop"
+    MOBILE = "mobile"
+    TABLET = "tablet"
+    BOT = "bot"
+    UNKNOWN = "unknown"
+
+
+class UserSession(Base):
+    """One access/refresh token pair. Refresh rotation inserts a new row in the same family
+    and marks the old one revoked, so a replayed refresh token is recognised (theft)."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = id_column()
+    user_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    family_id: Mapped[str] = mapped_column(String(ID_LENGTH), nullable=False, index=True)
+    access_token_hash: Mapped[str] = mapped_column(
+        String(TOKEN_HASH_LENGTH), unique=True, nullable=False
+    )
+    refresh_token_hash: Mapped[str] = mapped_column(
+        String(TOKEN_HASH_LENGTH), unique=True, nullable=False
+    )
+    replaced_by_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    device_name: Mapped[str | None] = mapped_column(String(100))
+    device_type: Mapped[DeviceType] = mapped_column(
+        enum_column(DeviceType, "session_device_type"), default=DeviceType.UNKNOWN, nullable=False
+    )
+    os: Mapped[str | None] = mapped_column(String(50))
+    browser: Mapped[str | None] = mapped_column(String(50))
+    ip_hash: Mapped[str | None] = mapped_column(String(TOKEN_HASH_LENGTH))
+    ip_masked: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    country: Mapped[str | None] = mapped_column(String(2))
+    city: Mapped[str | None] = mapped_column(String(100))
+    access_expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_reason: Mapped[str | None] = mapped_column(String(50))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+    def __repr__(self) -> str:
+        return f"UserSession(id={self.id!r}, user_id={self.user_id!r})"
+
+
+Index("ix_sessions_user_id_expires_at", UserSession.user_id, UserSession.expires_at)
+Index("ix_sessions_expires_at", UserSession.expires_at)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = id_column()
+    user_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    key_hash: Mapped[str] = mapped_column(String(TOKEN_HASH_LENGTH), unique=True, nullable=False)
+    preview: Mapped[str] = mapped_column(String(32), nullable=False)
+    scopes: Mapped[list[str]] = mapped_column(JSONType, default=list, nullable=False)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    usage_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+    def __repr__(self) -> str:
+        return f"ApiKey(id={self.id!r}, preview={self.preview!r})"
+
+
+class OAuthState(Base):
+    """A pending OAuth authorisation. The state, PKCE verifier and nonce are stored hashed;
+    consumption is a single ``UPDATE ... WHERE consumed_at IS NULL``."""
+
+    __tablename__ = "oauth_states"
+
+    id: Mapped[str] = id_column()
+    provider: Mapped[AuthProvider] = mapped_column(
+        enum_column(AuthProvider, "oauth_provider"), nullable=False
+    )
+    state_hash: Mapped[str] = mapped_column(String(TOKEN_HASH_LENGTH), unique=True, nullable=False)
+    pkce_verifier_hash: Mapped[str] = mapped_column(String(TOKEN_HASH_LENGTH), nullable=False)
+    nonce_hash: Mapped[str | None] = mapped_column(String(TOKEN_HASH_LENGTH))
+    redirect_to: Mapped[str | None] = mapped_column(String(2048))
+    link_user_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), ForeignKey("users.id", ondelete="CASCADE")
+    )
+    extra: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)
+    consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)

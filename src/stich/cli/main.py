@@ -1,0 +1,80 @@
+"""The ``stich`` command line."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from stich import __version__
+from stich.cli import db as db_commands
+from stich.cli.common import state
+from stich.config import SettingsError
+from stich.errors import StichError
+
+app = typer.Typer(
+    name="stich",
+    help="Stich: the data layer of an AI app-generation platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db_commands.app, name="db")
+
+
+@app.callback()
+def main(
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="Database URL (overrides STICH_DATABASE_URL), e.g. sqlite:///./stich.db",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    state.database_url = database_url
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address [default: STICH_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: STICH_PORT]")] = None,
+    reload: Annotated[bool, typer.Option(help="Restart on code changes (development)")] = False,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    import os
+
+    import uvicorn
+
+    settings = state.settings()  # fail fast, with one line, on bad settings
+    if state.database_url:
+        os.environ["STICH_DATABASE_URL"] = state.database_url  # the factory reads the env
+    uvicorn.run(
+        "stich.api.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        reload=reload,
+        log_level=settings.log_level.lower(),
+        access_log=False,  # our middleware writes a structured access log
+    )
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def run() -> None:
+    """Console entry point: settings and user errors become one line, never a traceback."""
+    try:
+        app()
+    except SettingsError as exc:
+        typer.echo(f"stich: {exc}", err=True)
+        sys.exit(2)
+    except StichError as exc:
+        typer.echo(f"stich: {exc.message}", err=True)
+        sys.exit(1)

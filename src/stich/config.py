@@ -1,0 +1,235 @@
+"""Settings from the environment (prefix ``STICH_``), validated once at start.
+
+Invalid settings raise :class:`SettingsError` carrying one line that names the setting;
+the CLI prints that line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import secrets
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any
+
+import structlog
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+SERVER_KEY_BYTES = 32
+VAULT_KEY_BYTES = 32
+DEFAULT_DATABASE_URL = "sqlite:///./stich.db"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class LogFormat(StrEnum):
+    CONSOLE = "console"
+    JSON = "json"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; ``str(err)`` is one line naming it."""
+
+
+def normalize_database_url(raw: str) -> str:
+    """Parse a database URL and pin the driver: ``sqlite`` (stdlib) or ``postgresql+psycopg``."""
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ValueError(
+            "is not a database URL; expected e.g. sqlite:///./stich.db "
+            "or postgresql+psycopg://user@host:5432/dbname"
+        ) from None
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        if url.drivername not in ("sqlite", "sqlite+pysqlite"):
+            raise ValueError("SQLite is supported through the standard sqlite3 driver only")
+        if not url.database or url.database == ":memory:":
+            raise ValueError("SQLite needs a file path, e.g. sqlite:///./stich.db")
+        return url.set(drivername="sqlite").render_as_string(hide_password=False)
+    if backend == "postgresql":
+        if url.drivername not in ("postgresql", "postgres", "postgresql+psycopg"):
+            raise ValueError("PostgreSQL is supported through psycopg 3 (postgresql+psycopg://)")
+        if not url.database:
+            raise ValueError("names no database, e.g. postgresql+psycopg://user@host/dbname")
+        return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    raise ValueError(f"uses the unsupported backend {backend!r}; use sqlite or postgresql")
+
+
+def _split_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def parse_key_ring(raw: str) -> dict[str, bytes]:
+    """``"kid1:base64key,kid2:base64key"`` -> ordered ``{kid: key}``; the first key encrypts."""
+    ring: dict[str, bytes] = {}
+    for entry in (part.strip() for part in raw.split(",")):
+        if not entry:
+            continue
+        key_id, sep, encoded = entry.partition(":")
+        if not sep or not key_id.isidentifier() or len(key_id) > 32:
+            raise ValueError("each entry must be KEY_ID:BASE64KEY with a short alphanumeric id")
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"key {key_id!r} is not valid base64") from None
+        if len(key) != VAULT_KEY_BYTES:
+            raise ValueError(f"key {key_id!r} must be 256 bits (32 bytes), got {len(key) * 8}")
+        if key_id in ring:
+            raise ValueError(f"key id {key_id!r} appears twice")
+        ring[key_id] = key
+    return ring
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="STICH_", extra="ignore", frozen=True, validate_default=True
+    )
+
+    env: Environment = Environment.DEVELOPMENT
+    database_url: str = DEFAULT_DATABASE_URL
+    read_replica_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # HMAC key for hashing tokens, API keys and viewer ids. Generated into
+    # ``server_key_file`` on first local use; required in production.
+    server_key: SecretStr | None = None
+    server_key_file: Path = Path(".stich/server.key")
+    # AES-256-GCM key ring for the secrets vault: "kid:base64key,..."; first one encrypts.
+    secrets_keys: SecretStr | None = None
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.CONSOLE
+    slow_query_ms: float = Field(default=200.0, ge=0)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    # Forwarding headers (X-Forwarded-For) are believed only from these proxy addresses.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    pool_size: int = Field(default=5, ge=1, le=200)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        return normalize_database_url(value)
+
+    @field_validator("read_replica_urls", mode="before")
+    @classmethod
+    def _split_replicas(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return value
+
+    @field_validator("read_replica_urls")
+    @classmethod
+    def _check_replicas(cls, value: list[str]) -> list[str]:
+        return [normalize_database_url(url) for url in value]
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @field_validator("server_key")
+    @classmethod
+    def _check_server_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (use `stich secrets generate-key`)")
+        return value
+
+    @field_validator("secrets_keys")
+    @classmethod
+    def _check_secrets_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_key_ring(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _check_production(self) -> Settings:
+        if self.env is Environment.PRODUCTION:
+            if self.server_key is None:
+                raise ValueError("STICH_SERVER_KEY is required when STICH_ENV=production")
+            if self.replicas_for_sqlite():
+                raise ValueError("read replicas need PostgreSQL")
+        elif self.replicas_for_sqlite():
+            raise ValueError("STICH_READ_REPLICA_URLS needs a PostgreSQL STICH_DATABASE_URL")
+        return self
+
+    def replicas_for_sqlite(self) -> bool:
+        return bool(self.read_replica_urls) and self.url.get_backend_name() == "sqlite"
+
+    @cached_property
+    def url(self) -> URL:
+        return make_url(self.database_url)
+
+    @property
+    def backend(self) -> str:
+        return self.url.get_backend_name()
+
+    def server_key_bytes(self) -> bytes:
+        """The HMAC server key; generated once into ``server_key_file`` outside production."""
+        if self.server_key is not None:
+            return self.server_key.get_secret_value().encode()
+        return _load_or_create_server_key(self.server_key_file)
+
+    def key_ring(self) -> dict[str, bytes]:
+        if self.secrets_keys is None:
+            return {}
+        return parse_key_ring(self.secrets_keys.get_secret_value())
+
+
+def _load_or_create_server_key(path: Path) -> bytes:
+    if path.exists():
+        return path.read_bytes().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48).encode()
+    path.write_bytes(key)
+    path.chmod(0o600)
+    structlog.get_logger("stich.config").warning(
+        "generated a local server key; set STICH_SERVER_KEY in production",
+        path=str(path),
+    )
+    return key
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment (and overrides), or raise a one-line SettingsError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    location = [str(part) for part in error.get("loc", ())]
+    message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
+    if location:
+        setting = "STICH_" + location[0].upper()
+        return f"invalid setting {setting}: {message}"
+    return f"invalid settings: {message}"
