@@ -138,9 +138,7 @@ def client(db: Database, settings: Settings) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def empty_database_url(
-    backend: str, tmp_path: Path, postgres_available: bool
-) -> Iterator[str]:
+def empty_database_url(backend: str, tmp_path: Path, postgres_available: bool) -> Iterator[str]:
     """An empty (unmigrated) database, for migration tests."""
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'empty.db'}"
@@ -159,7 +157,11 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
         return
     for name in BACKENDS:
-        if f"[{name}" in report.nodeid or f"-{name}]" in report.nodeid or f"-{name}-" in report.nodeid:
+        if (
+            f"[{name}" in report.nodeid
+            or f"-{name}]" in report.nodeid
+            or f"-{name}-" in report.nodeid
+        ):
             _backend_outcomes[(name, report.outcome)] += 1
 
 

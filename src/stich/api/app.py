@@ -16,6 +16,7 @@ from stich.apps import endpoints as apps_endpoints
 from stich.audit import endpoints as audit_endpoints
 from stich.auth import endpoints as auth_endpoints
 from stich.config import Settings, load_settings
+from stich.crypto.tokens import KeyedHasher
 from stich.db import Database
 from stich.gallery import endpoints as gallery_endpoints
 from stich.log import configure_logging
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.database = database
+    app.state.hasher = KeyedHasher(settings.server_key_bytes())
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware)
     app.include_router(health.router)

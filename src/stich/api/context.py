@@ -15,6 +15,8 @@ from typing import Literal
 
 from starlette.requests import Request
 
+from stich.audit.service import RequestMeta
+from stich.crypto.tokens import KeyedHasher
 from stich.db import Database, UnitOfWork
 from stich.db.routing import Bookmark, later
 
@@ -35,6 +37,7 @@ class RequestState:
 @dataclass
 class RequestContext:
     db: Database
+    hasher: KeyedHasher
     state: RequestState
     client_ip: str | None
     user_agent: str | None
@@ -43,6 +46,15 @@ class RequestContext:
     @property
     def request_id(self) -> str:
         return self.state.request_id
+
+    @property
+    def meta(self) -> RequestMeta:
+        """Audit metadata: the client IP as a keyed hash, never the address."""
+        return RequestMeta(
+            ip_hash=self.hasher.ip_hash(self.client_ip) if self.client_ip else None,
+            user_agent=self.user_agent[:512] if self.user_agent else None,
+            request_id=self.state.request_id,
+        )
 
     @contextmanager
     def write(self) -> Iterator[UnitOfWork]:

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from stich.api.context import BOOKMARK_HEADER, RequestContext, RequestState, client_ip
 from stich.config import Settings
+from stich.crypto.tokens import KeyedHasher
 from stich.db import Database
 
 
@@ -21,6 +22,11 @@ def get_database(request: Request) -> Database:
     return database
 
 
+def get_hasher(request: Request) -> KeyedHasher:
+    hasher: KeyedHasher = request.app.state.hasher
+    return hasher
+
+
 def get_context(request: Request) -> RequestContext:
     """The request's context; a malformed X-Stich-Bookmark is a 400 here, before any work."""
     database = get_database(request)
@@ -31,6 +37,7 @@ def get_context(request: Request) -> RequestContext:
         state.bookmark_out = bookmark  # echo it back, so it never goes backwards
     return RequestContext(
         db=database,
+        hasher=get_hasher(request),
         state=state,
         client_ip=client_ip(request, get_settings(request).trusted_proxies),
         user_agent=(request.headers.get("user-agent") or None),

@@ -17,7 +17,7 @@ def _url() -> str:
 
 
 @app.command()
-def upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] = "head") -> None:
+def upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] = "heads") -> None:
     """Migrate the database up to REVISION (default: the latest)."""
     migrate.upgrade(_url(), revision)
     typer.echo(f"database at {revision}")

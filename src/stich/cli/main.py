@@ -8,7 +8,12 @@ from typing import Annotated
 import typer
 
 from stich import __version__
+from stich.cli import apps as apps_commands
+from stich.cli import auth as auth_commands
 from stich.cli import db as db_commands
+from stich.cli import dev as dev_commands
+from stich.cli import secrets as secrets_commands
+from stich.cli import users as users_commands
 from stich.cli.common import state
 from stich.config import SettingsError
 from stich.errors import StichError
@@ -21,6 +26,11 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(db_commands.app, name="db")
+app.add_typer(users_commands.app, name="users")
+app.add_typer(auth_commands.app, name="auth")
+app.add_typer(apps_commands.app, name="apps")
+app.add_typer(secrets_commands.app, name="secrets")
+app.add_typer(dev_commands.app, name="dev")
 
 
 @app.callback()
