@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from stich.errors import Conflict, Invalid, NotFound, StichError
 
@@ -34,8 +34,13 @@ _MESSAGES: dict[type[StichError], tuple[str, str]] = {
 }
 
 
-def integrity_error_kind(exc: IntegrityError) -> tuple[type[StichError], dict[str, Any]]:
+def integrity_error_kind(
+    exc: IntegrityError | DataError,
+) -> tuple[type[StichError], dict[str, Any]]:
     orig = exc.orig
+    if isinstance(exc, DataError):
+        # SQLSTATE class 22: a value too long or out of range for its column.
+        return Invalid, {}
     details: dict[str, Any] = {}
     if isinstance(orig, sqlite3.IntegrityError):
         kind = _SQLITE_ERRORNAME.get(getattr(orig, "sqlite_errorname", ""), Conflict)
@@ -48,7 +53,7 @@ def integrity_error_kind(exc: IntegrityError) -> tuple[type[StichError], dict[st
     return _PG_SQLSTATE.get(sqlstate or "", Conflict), details
 
 
-def translate_integrity_error(exc: IntegrityError) -> StichError:
+def translate_integrity_error(exc: IntegrityError | DataError) -> StichError:
     kind, details = integrity_error_kind(exc)
     code, message = _MESSAGES.get(kind, ("conflict", "conflict"))
     return kind(message, code=code, details=details)

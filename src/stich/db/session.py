@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from stich.config import Settings
@@ -112,7 +112,7 @@ class Database:
             try:
                 yield uow
                 session.commit()
-            except IntegrityError as exc:
+            except (IntegrityError, DataError) as exc:
                 session.rollback()
                 raise translate_integrity_error(exc) from exc
             except BaseException:
@@ -160,10 +160,10 @@ class Database:
     def _commit_position(self, session: Session) -> Bookmark:
         if self.backend != "postgresql":
             return sqlite_bookmark()
-        # Read after COMMIT, so the position covers the commit record. The session starts
-        # a new short transaction on the same primary connection pool for it.
-        lsn = session.execute(text("SELECT pg_current_wal_insert_lsn()::text")).scalar_one()
-        session.rollback()
+        # Read after COMMIT, so the position covers the commit record. A fresh connection
+        # keeps the session's objects loaded (a session rollback would expire them).
+        with self.primary.connect() as conn:
+            lsn = conn.execute(text("SELECT pg_current_wal_insert_lsn()::text")).scalar_one()
         return Bookmark.from_pg_lsn(lsn)
 
     @staticmethod
