@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     server_key_file: Path = Path(".stich/server.key")
     # AES-256-GCM key ring for the secrets vault: "kid:base64key,..."; first one encrypts.
     secrets_keys: SecretStr | None = None
+    # Without STICH_SECRETS_KEYS outside production, a local ring is generated here.
+    secrets_keys_file: Path = Path(".stich/secrets.keys")
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.CONSOLE
     slow_query_ms: float = Field(default=200.0, ge=0)

@@ -8,7 +8,7 @@ user, or the anonymous visitor holding its token) and to admins; everybody else 
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, false, or_
+from sqlalchemy import ColumnElement, and_, false, literal_column, or_
 
 from stich.apps.models import App, AppStatus, Visibility
 from stich.auth.principal import Principal, PrincipalKind
@@ -41,6 +41,27 @@ def visible_to(principal: Principal | None) -> ColumnElement[bool]:
     if principal is not None and principal.is_admin:
         return App.deleted_at.is_(None)
     return or_(publicly_visible(), and_(owned_by(principal), App.deleted_at.is_(None)))
+
+
+def listed_in_feed() -> ColumnElement[bool]:
+    """:func:`publicly_visible`, spelled with literals exactly like ``FEED_PREDICATE``.
+
+    Same rows, but written so both planners match the gallery's partial indexes: bound
+    parameters (and SQLite's ``is_archived = 0`` / ``IS 0``) do not imply the index's
+    ``visibility = 'public' AND is_archived = false ...``, this does. Column names stay
+    qualified, so it composes with joins (``users`` has a ``deleted_at`` too).
+    """
+    return and_(
+        App.visibility == literal_column(f"'{Visibility.PUBLIC.value}'"),
+        App.is_archived == literal_column("false"),
+        App.deleted_at.is_(None),
+        App.status.in_([literal_column(f"'{status.value}'") for status in PUBLIC_STATUSES]),
+    )
+
+
+def can_manage(app: App, principal: Principal | None) -> bool:
+    """May change the app (edit, delete, restore, status, visibility, transfer)."""
+    return principal is not None and (principal.is_admin or is_owner(app, principal))
 
 
 def is_owner(app: App, principal: Principal | None) -> bool:

@@ -25,6 +25,7 @@ import base64
 import os
 import secrets
 import struct
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -230,13 +231,17 @@ def _load_or_create_local_ring(path: Path) -> str:
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
     entry = generate_key_entry("local1")
+    # Write a private temporary file, then link it into place: the link fails if another
+    # process got there first, and nobody ever reads a half-written ring.
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secrets-", suffix=".tmp")
     try:
-        # O_EXCL: when two processes race, one writes and the other reads its key.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(entry + "\n")
+        os.link(temporary, path)
     except FileExistsError:
         return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(entry + "\n")
+    finally:
+        os.unlink(temporary)
     structlog.get_logger("stich.vault").warning(
         "generated a local secrets key ring; back it up, and set STICH_SECRETS_KEYS "
         "in production",
