@@ -13,6 +13,7 @@ from stich.cli import auth as auth_commands
 from stich.cli import db as db_commands
 from stich.cli import dev as dev_commands
 from stich.cli import secrets as secrets_commands
+from stich.cli import seed as seed_command
 from stich.cli import users as users_commands
 from stich.cli.common import state
 from stich.config import SettingsError
@@ -31,6 +32,7 @@ app.add_typer(auth_commands.app, name="auth")
 app.add_typer(apps_commands.app, name="apps")
 app.add_typer(secrets_commands.app, name="secrets")
 app.add_typer(dev_commands.app, name="dev")
+app.command("seed")(seed_command.seed)
 
 
 @app.callback()
