@@ -79,7 +79,7 @@ def parse_key_ring(raw: str) -> dict[str, bytes]:
         if not entry:
             continue
         key_id, sep, encoded = entry.partition(":")
-        if not sep or not key_id.isidentifier() or len(key_id) > 32:
+        if not sep or not (key_id.isascii() and key_id.isidentifier()) or len(key_id) > 32:
             raise ValueError("each entry must be KEY_ID:BASE64KEY with a short alphanumeric id")
         try:
             key = base64.b64decode(encoded, validate=True)
@@ -118,8 +118,89 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
     pool_size: int = Field(default=5, ge=1, le=200)
+    # Read replicas (PostgreSQL). A replica is skipped while it lags beyond BOTH limits
+    # (GitLab's defaults); a read with a bookmark waits this long for a replica to catch
+    # up before it goes to the primary.
+    replica_max_lag_seconds: float = Field(default=60.0, gt=0)
+    replica_max_lag_bytes: int = Field(default=8 * 1024 * 1024, ge=0)
+    replica_bookmark_wait_ms: float = Field(default=100.0, ge=0, le=10_000)
+    replica_check_interval_seconds: float = Field(default=2.0, ge=0.05, le=3600)
+    replica_connect_timeout_seconds: int = Field(default=2, ge=1, le=60)
+
+    # --- identity and authentication (docs/auth.md) ---
+    # argon2id cost; the defaults are RFC 9106's low-memory profile (t=3, 64 MiB, p=4).
+    # Raising them is safe: existing hashes are upgraded on their owner's next sign-in.
+    argon2_time_cost: int = Field(default=3, ge=1, le=50)
+    argon2_memory_cost: int = Field(default=65536, ge=8, le=4 * 1024 * 1024)  # KiB
+    argon2_parallelism: int = Field(default=4, ge=1, le=64)
+    access_token_ttl_seconds: int = Field(default=900, ge=30, le=86400)
+    refresh_token_ttl_seconds: int = Field(default=30 * 86400, ge=300, le=365 * 86400)
+    # A rotated refresh token presented again within this many seconds is refused without
+    # revoking its family (two tabs refreshing at once); 0 treats every replay as theft.
+    refresh_reuse_grace_seconds: int = Field(default=0, ge=0, le=120)
+    max_sessions_per_user: int = Field(default=10, ge=1, le=1000)
+    max_api_keys_per_user: int = Field(default=25, ge=1, le=1000)
+    # From the Nth consecutive failure an account (or unknown email) is locked for
+    # base * 2^(failures - N) seconds, at most max.
+    lockout_threshold: int = Field(default=5, ge=1, le=100)
+    lockout_base_seconds: int = Field(default=60, ge=1, le=86400)
+    lockout_max_seconds: int = Field(default=3600, ge=1, le=30 * 86400)
+    # OAuth (GitHub, Google). A provider is enabled when its client id is set; its
+    # endpoints are settings so tests (and GitHub Enterprise) can point elsewhere.
+    oauth_redirect_base_url: str = "http://127.0.0.1:8000"
+    oauth_state_ttl_seconds: int = Field(default=600, ge=30, le=3600)
+    oauth_http_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    oauth_github_client_id: str | None = None
+    oauth_github_client_secret: SecretStr | None = None
+    oauth_github_authorize_url: str = "https://github.com/login/oauth/authorize"
+    oauth_github_token_url: str = "https://github.com/login/oauth/access_token"  # noqa: S105
+    oauth_github_api_url: str = "https://api.github.com"
+    oauth_google_client_id: str | None = None
+    oauth_google_client_secret: SecretStr | None = None
+    oauth_google_authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    oauth_google_token_url: str = "https://oauth2.googleapis.com/token"  # noqa: S105
+    oauth_google_userinfo_url: str = "https://openidconnect.googleapis.com/v1/userinfo"
     # Soft-deleted apps can be restored for this many days; `stich apps purge` removes them after.
     app_retention_days: int = Field(default=30, ge=1, le=3650)
+
+    # --- gallery and analytics (docs/gallery.md) ---
+    # A viewer's views of an app count once per window of this many seconds. Windows are
+    # aligned to the epoch, and must divide a day so none straddles UTC midnight.
+    view_dedup_window_seconds: int = Field(default=1800, ge=60, le=86400)
+
+    # --- operations (docs/operations.md) ---
+    # Stich Studio, the admin UI: mounted at /admin in the API app when enabled (and
+    # served alone by `stich studio`). A sign-in lasts this many hours at most.
+    studio_enabled: bool = False
+    studio_session_hours: float = Field(default=8.0, gt=0, le=7 * 24)
+    # GET /metrics (Prometheus text). Off by default; with a token set, scrapers must send
+    # it as "Authorization: Bearer <token>".
+    metrics_enabled: bool = False
+    metrics_token: SecretStr | None = None
+    # Optional integrations, each enabled by its setting alone (extras stich[sentry] and
+    # stich[otel]). The OpenTelemetry exporter reads the standard OTEL_EXPORTER_OTLP_* variables.
+    sentry_dsn: SecretStr | None = None
+    sentry_traces_sample_rate: float = Field(default=0.0, ge=0, le=1)
+    otel_enabled: bool = False
+    # `stich maintenance run`: audit entries and raw view events older than these go
+    # (the daily rollups keep the view history); rows per delete, one transaction each.
+    audit_retention_days: int = Field(default=365, ge=1, le=36500)
+    view_retention_days: int = Field(default=90, ge=1, le=36500)
+    maintenance_batch_size: int = Field(default=1000, ge=1, le=100_000)
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _check_metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @field_validator("view_dedup_window_seconds")
+    @classmethod
+    def _check_view_window(cls, value: int) -> int:
+        if 86400 % value:
+            raise ValueError("must divide a day (86400 seconds), e.g. 900, 1800 or 3600")
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -172,6 +253,31 @@ class Settings(BaseSettings):
         if value is not None:
             parse_key_ring(value.get_secret_value())
         return value
+
+    @field_validator(
+        "oauth_redirect_base_url",
+        "oauth_github_authorize_url",
+        "oauth_github_token_url",
+        "oauth_github_api_url",
+        "oauth_google_authorize_url",
+        "oauth_google_token_url",
+        "oauth_google_userinfo_url",
+    )
+    @classmethod
+    def _check_http_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")) or len(value) > 2048:
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_auth_policy(self) -> Settings:
+        if self.argon2_memory_cost < 8 * self.argon2_parallelism:
+            raise ValueError("STICH_ARGON2_MEMORY_COST must be at least 8 KiB per lane")
+        if self.lockout_max_seconds < self.lockout_base_seconds:
+            raise ValueError("STICH_LOCKOUT_MAX_SECONDS must be >= STICH_LOCKOUT_BASE_SECONDS")
+        if self.access_token_ttl_seconds > self.refresh_token_ttl_seconds:
+            raise ValueError("access tokens must not outlive refresh tokens")
+        return self
 
     @model_validator(mode="after")
     def _check_production(self) -> Settings:

@@ -16,6 +16,9 @@ class CliState:
     database_url: str | None = None
     _settings: Settings | None = None
 
+    def reset(self) -> None:
+        self._settings = None
+
     def settings(self) -> Settings:
         if self._settings is None:
             overrides = {"database_url": self.database_url} if self.database_url else {}

@@ -12,8 +12,10 @@ from stich.cli import apps as apps_commands
 from stich.cli import auth as auth_commands
 from stich.cli import db as db_commands
 from stich.cli import dev as dev_commands
+from stich.cli import maintenance as maintenance_commands
 from stich.cli import secrets as secrets_commands
 from stich.cli import seed as seed_command
+from stich.cli import studio as studio_command
 from stich.cli import users as users_commands
 from stich.cli.common import state
 from stich.config import SettingsError
@@ -32,6 +34,8 @@ app.add_typer(auth_commands.app, name="auth")
 app.add_typer(apps_commands.app, name="apps")
 app.add_typer(secrets_commands.app, name="secrets")
 app.add_typer(dev_commands.app, name="dev")
+app.add_typer(maintenance_commands.app, name="maintenance")
+app.command("studio")(studio_command.studio)
 app.command("seed")(seed_command.seed)
 
 
@@ -47,6 +51,7 @@ def main(
     ] = None,
 ) -> None:
     state.database_url = database_url
+    state.reset()  # settings are read per invocation (tests run several in one process)
 
 
 @app.command()

@@ -27,7 +27,7 @@ import secrets
 import struct
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -80,7 +80,7 @@ class SecretBinding:
 
     def associated_data(self, header: bytes) -> bytes:
         fields = (_AD_CONTEXT, header, *(f.encode() for f in self._fields()))
-        return b"".join(struct.pack(">I", len(field)) + field for field in fields)
+        return b"".join(struct.pack(">I", len(part)) + part for part in fields)
 
     def _fields(self) -> tuple[str, str, str]:
         return (self.secret_id, self.user_id, self.provider)
@@ -92,8 +92,8 @@ class Envelope:
 
     version: int
     key_id: str
-    nonce: bytes
-    sealed: bytes
+    nonce: bytes = field(repr=False)
+    sealed: bytes = field(repr=False)
 
     @property
     def header(self) -> bytes:
@@ -117,11 +117,6 @@ class Envelope:
             raise _unreadable(secret_id) from None
         nonce_end = key_id_end + NONCE_BYTES
         return cls(FORMAT_V1, key_id, blob[key_id_end:nonce_end], blob[nonce_end:])
-
-
-def key_id_of(blob: bytes, *, secret_id: str = "?") -> str:
-    """The id of the ring key a stored value was encrypted under (no decryption)."""
-    return Envelope.parse(blob, secret_id=secret_id).key_id
 
 
 def _unreadable(secret_id: str) -> SecretUnreadable:
@@ -177,9 +172,11 @@ class Vault:
         key_id = self.active_key_id
         nonce = os.urandom(NONCE_BYTES)
         header = Envelope(FORMAT_V1, key_id, nonce, b"").header
-        sealed = self._ciphers[key_id].encrypt(
-            nonce, plaintext.encode("utf-8"), binding.associated_data(header)
-        )
+        try:
+            data = plaintext.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("a secret value must be valid Unicode text") from None
+        sealed = self._ciphers[key_id].encrypt(nonce, data, binding.associated_data(header))
         return Envelope(FORMAT_V1, key_id, nonce, sealed).to_bytes()
 
     def decrypt(self, blob: bytes, binding: SecretBinding) -> str:
@@ -243,8 +240,7 @@ def _load_or_create_local_ring(path: Path) -> str:
     finally:
         os.unlink(temporary)
     structlog.get_logger("stich.vault").warning(
-        "generated a local secrets key ring; back it up, and set STICH_SECRETS_KEYS "
-        "in production",
+        "generated a local secrets key ring; back it up, and set STICH_SECRETS_KEYS in production",
         path=str(path),
     )
     return entry

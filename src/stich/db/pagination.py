@@ -76,8 +76,8 @@ def _decode_value(value: Any, kind: type) -> Any:
         raise _bad_cursor()
     if kind is float and not isinstance(value, int | float):
         raise _bad_cursor()
-    if kind is str and (not isinstance(value, str) or len(value) > 200):
-        raise _bad_cursor()
+    if kind is str and (not isinstance(value, str) or len(value) > 200 or not value.isprintable()):
+        raise _bad_cursor()  # NUL and control characters never appear in our values
     return value
 
 
