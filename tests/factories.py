@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from stich.auth.models import UserSession
+from stich.auth.service import mint_anonymous_token
 from stich.crypto.tokens import KeyedHasher, TokenKind, new_token
 from stich.db import Database
 from stich.db.base import utcnow
@@ -56,6 +57,7 @@ def make_user(db: Database, *, role: Role = Role.USER, name: str | None = None) 
 
 
 def anonymous_token() -> tuple[str, str]:
-    """(token, owner hash) for an anonymous visitor."""
-    token = new_token(TokenKind.ANONYMOUS)
+    """(token, owner hash) for an anonymous visitor, as POST /auth/anonymous issues it
+    (the token carries a server-key tag, so a made-up one is refused)."""
+    token = mint_anonymous_token(hasher)
     return token, hasher.token_hash(token)

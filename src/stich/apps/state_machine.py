@@ -54,4 +54,3 @@ def refusal(current: AppStatus, target: AppStatus, *, app_id: str | None = None)
 def check_move(current: AppStatus, target: AppStatus, *, app_id: str | None = None) -> None:
     if not can_move(current, target):
         raise refusal(current, target, app_id=app_id)
-

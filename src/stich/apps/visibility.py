@@ -8,7 +8,7 @@ user, or the anonymous visitor holding its token) and to admins; everybody else 
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, false, literal_column, or_
+from sqlalchemy import ColumnElement, and_, false, literal_column, or_, true
 
 from stich.apps.models import App, AppStatus, Visibility
 from stich.auth.principal import Principal, PrincipalKind
@@ -41,6 +41,14 @@ def visible_to(principal: Principal | None) -> ColumnElement[bool]:
     if principal is not None and principal.is_admin:
         return App.deleted_at.is_(None)
     return or_(publicly_visible(), and_(owned_by(principal), App.deleted_at.is_(None)))
+
+
+def managed_by(principal: Principal | None) -> ColumnElement[bool]:
+    """Apps the principal may manage, soft-deleted ones included (for restore): its own,
+    or any app for admins. Non-owners of a deleted app get 404 like everyone else."""
+    if principal is not None and principal.is_admin:
+        return true()
+    return owned_by(principal)
 
 
 def listed_in_feed() -> ColumnElement[bool]:
