@@ -11,6 +11,14 @@ transaction whose node is chosen by its consistency: ``"fast"`` (any healthy nod
 
     with db.read(uow.bookmark) as uow:
         ...
+
+With ``STICH_READ_REPLICA_URLS`` set (PostgreSQL), reads are routed by
+:class:`stich.db.routing.ReadRouter`; ``uow.served_by`` says which node served the unit of
+work ("primary", "replica-1", ...). A replica that fails mid-read (lost connection, or a
+query cancelled by a recovery conflict) is replaced by the primary for the statement that
+failed and the rest of the unit of work, transparently, as long as the failure surfaces
+while a statement executes (psycopg fetches results whole, so it does). Statements run on
+``uow.session.connection()`` directly bypass that retry.
 """
 
 from __future__ import annotations
@@ -18,11 +26,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import Engine, text
+import structlog
+from sqlalchemy import Engine, Result, event, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from stich.config import Settings
 from stich.db.engine import SQLITE_BEGIN_OPTION, create_postgres_engine, create_sqlite_engine
@@ -31,12 +40,15 @@ from stich.db.errors import (
     is_read_only_violation,
     translate_integrity_error,
 )
-from stich.db.instrumentation import instrument_engine
-from stich.db.routing import Bookmark, later, sqlite_bookmark
+from stich.db.instrumentation import ReadRouteEvent, instrument_engine, record_read_route
+from stich.db.replicas import ReplicaSet, is_replica_failure
+from stich.db.routing import PRIMARY, Bookmark, ReadRoute, ReadRouter, later, sqlite_bookmark
 from stich.errors import Invalid
 
 Consistency = Literal["fast", "fresh"] | str
 Mode = Literal["write", "read"]
+_UOW_KEY = "stich_unit_of_work"
+log = structlog.get_logger("stich.db")
 
 
 @dataclass
@@ -45,9 +57,10 @@ class UnitOfWork:
 
     session: Session
     mode: Mode
-    served_by: str = "primary"
+    served_by: str = PRIMARY
     consistency: str = "fresh"
     _bookmark: Bookmark | None = field(default=None, repr=False)
+    _route: ReadRoute | None = field(default=None, repr=False)
 
     @property
     def bookmark(self) -> str | None:
@@ -87,15 +100,30 @@ class Database:
             self._read_bind = self.primary.execution_options(postgresql_readonly=True)
         instrument_engine(self.primary, name="primary", slow_query_ms=settings.slow_query_ms)
         self._sessions = sessionmaker(expire_on_commit=False, autoflush=True)
+        # Replicas (PostgreSQL only; settings refuse them with SQLite). Their health thread
+        # starts on the first read that may use them and stops in dispose().
+        self.replicas: ReplicaSet | None = None
+        self._router: ReadRouter | None = None
+        if self.backend == "postgresql" and settings.read_replica_urls:
+            self.replicas = ReplicaSet(settings, self.primary)
+            self._router = ReadRouter(
+                self.replicas, self._read_bind, wait_ms=settings.replica_bookmark_wait_ms
+            )
+            event.listen(self._sessions, "do_orm_execute", self._retry_off_failed_replica)
 
     @property
     def engines(self) -> list[Engine]:
         engines = [self.primary]
         if self._sqlite_reader is not None:
             engines.append(self._sqlite_reader)
+        if self.replicas is not None:
+            engines.extend(self.replicas.engines)
         return engines
 
     def dispose(self) -> None:
+        """Stop the replica health thread and close every pooled connection."""
+        if self.replicas is not None:
+            self.replicas.stop()
         for engine in self.engines:
             engine.dispose()
 
@@ -121,26 +149,90 @@ class Database:
             uow._bookmark = self._commit_position(session)
         finally:
             session.close()
+        if self._router is not None:  # without replicas every unit of work is the primary's
+            log.debug("unit of work", mode="write", served_by=PRIMARY, bookmark=uow.bookmark)
 
     @contextmanager
     def read(self, consistency: Consistency = "fresh") -> Iterator[UnitOfWork]:
-        """A read-only transaction. Writes through it fail loudly."""
+        """A read-only transaction on the node ``consistency`` calls for (see routing.py).
+
+        Writes through it fail loudly. ``uow.bookmark`` is never earlier than the bookmark
+        given: a read on a replica returns the position it read at.
+        """
         requested = self._parse_consistency(consistency)
-        session = self._sessions(bind=self._read_bind)
-        uow = UnitOfWork(session=session, mode="read", consistency=str(consistency))
-        uow._bookmark = requested
+        if self._router is None:
+            route = ReadRoute(served_by=PRIMARY, bind=self._read_bind)
+        else:
+            route = self._router.route(str(consistency), requested)
+        session = self._sessions(bind=route.bind)
+        uow = UnitOfWork(
+            session=session,
+            mode="read",
+            served_by=route.served_by,
+            consistency=str(consistency),
+            _bookmark=route.bookmark(requested),
+            _route=route,
+        )
+        session.info[_UOW_KEY] = uow
         try:
             yield uow
-            session.rollback()  # nothing to keep; ends the read transaction promptly
+            if route.connection is None:
+                session.rollback()  # nothing to keep; ends the read transaction promptly
         except DBAPIError as exc:
-            session.rollback()
+            if route.connection is None:
+                session.rollback()
+            # else route.close() below ends it, and a broken replica link cannot mask exc.
             if is_read_only_violation(exc):
                 raise ReadOnlyTransactionError(
-                    "a write was attempted inside db.read(); writes belong in db.write()"
+                    f"a write was attempted inside db.read() (served by {uow.served_by}, "
+                    "which is read-only); writes belong in db.write()"
                 ) from exc
             raise
         finally:
             session.close()
+            route.close()
+            self._log_read(uow, route, requested)
+
+    def _retry_off_failed_replica(self, state: ORMExecuteState) -> Result[Any] | None:
+        """Run a statement; if its replica fails under it, run it again on the primary."""
+        uow: UnitOfWork | None = state.session.info.get(_UOW_KEY)
+        route = uow._route if uow is not None else None
+        if uow is None or route is None or not route.on_replica or self._router is None:
+            return None  # the ordinary path
+        try:
+            return state.invoke_statement()
+        except DBAPIError as exc:
+            if not is_replica_failure(exc):
+                raise
+            connection = self._router.fail_over(route, exc)
+        state.session.bind = connection
+        uow.served_by = route.served_by
+        return state.invoke_statement(bind_arguments={"bind": connection})
+
+    def _log_read(self, uow: UnitOfWork, route: ReadRoute, requested: Bookmark | None) -> None:
+        consistency = "bookmark" if requested else uow.consistency
+        record_read_route(
+            ReadRouteEvent(
+                served_by=uow.served_by,
+                consistency=consistency,
+                fallback=route.fallback,
+                waited_ms=route.waited_ms,
+                failed_over_from=route.failed_over_from,
+            )
+        )
+        if self._router is None:
+            return  # the primary, always: nothing worth a log line per read
+        log.debug(
+            "unit of work",
+            mode="read",
+            consistency=consistency,
+            served_by=uow.served_by,
+            bookmark_in=requested.encode() if requested else None,
+            bookmark=uow.bookmark,
+            waited_ms=route.waited_ms,
+            fallback=route.fallback,
+            failed_over_from=route.failed_over_from,
+        )
 
     def parse_bookmark(self, token: str) -> Bookmark:
         bookmark = Bookmark.parse(token)
