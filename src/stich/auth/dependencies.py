@@ -1,29 +1,82 @@
 """Authentication for HTTP: ``Authorization: Bearer <access token | API key | anonymous>``.
 
-Every lookup reads fresh (authorization decisions never trust a lagging replica).
+Every lookup reads fresh (authorization decisions never trust a lagging replica). Use is
+recorded without a write per request: a session's ``last_used_at`` is touched at most
+once a minute (a conditional UPDATE, so concurrent requests do not all write), and API
+key uses are counted in memory and added to the row at most once a minute per key.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Annotated
 
+import structlog
 from fastapi import Depends, Request
-from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
+from stich.api.context import RequestContext
 from stich.api.deps import Context
-from stich.auth.models import ApiKey, UserSession
 from stich.auth.principal import Principal
+from stich.auth.repository import AuthRepository, Credential
+from stich.auth.schemas import ApiScope
+from stich.auth.service import anonymous_token_is_genuine, user_is_usable
 from stich.crypto.tokens import TokenKind, token_kind
 from stich.db.base import utcnow
 from stich.errors import Forbidden, Unauthorized
-from stich.users.models import User
+
+log = structlog.get_logger("stich.auth")
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+TOUCH_EVERY = timedelta(minutes=1)
 
 
 def _unauthorized(message: str, code: str = "unauthorized") -> Unauthorized:
     return Unauthorized(message, code=code, headers=_CHALLENGE)
+
+
+class KeyUsage:
+    """API key uses counted in this process and written at most once per interval per key.
+
+    A key's first use is written at once; later uses accumulate and ride along with the
+    next write. Uses still pending when a process dies are lost (at most one interval's
+    worth); GET /keys adds this process's pending count so its answer is current.
+    """
+
+    def __init__(self, interval_seconds: float = TOUCH_EVERY.total_seconds()) -> None:
+        self.interval = interval_seconds
+        self._lock = threading.Lock()
+        self._pending: dict[str, int] = {}
+        self._written_at: dict[str, float] = {}
+
+    def record(self, key_id: str) -> int:
+        """Count one use; returns how many uses to write now (0: not yet)."""
+        now = time.monotonic()
+        with self._lock:
+            uses = self._pending.get(key_id, 0) + 1
+            last = self._written_at.get(key_id)
+            if last is not None and now - last < self.interval:
+                self._pending[key_id] = uses
+                return 0
+            self._pending.pop(key_id, None)
+            self._written_at[key_id] = now
+            return uses
+
+    def give_back(self, key_id: str, uses: int) -> None:
+        """A write failed: keep the uses for the next one."""
+        with self._lock:
+            self._pending[key_id] = self._pending.get(key_id, 0) + uses
+            self._written_at.pop(key_id, None)
+
+    def pending(self, key_id: str) -> int:
+        with self._lock:
+            return self._pending.get(key_id, 0)
+
+
+key_usage = KeyUsage()
 
 
 def bearer_token(request: Request) -> str | None:
@@ -37,54 +90,91 @@ def bearer_token(request: Request) -> str | None:
     return token
 
 
-def _usable(user: User, now: datetime) -> bool:
-    locked = user.locked_until is not None and user.locked_until > now
-    return user.is_active and not user.is_suspended and user.deleted_at is None and not locked
-
-
 def get_principal(request: Request, ctx: Context) -> Principal | None:
     """The acting principal, None without credentials; 401 for a bad credential."""
     token = bearer_token(request)
     if token is None:
         return None
     kind = token_kind(token)
-    digest = ctx.hasher.token_hash(token)
-    now = utcnow()
     if kind is TokenKind.ANONYMOUS:
-        return Principal.anonymous(digest)
-    with ctx.read_fresh() as uow:
-        if kind is TokenKind.ACCESS:
-            row = uow.session.execute(
-                select(UserSession, User)
-                .join(User, User.id == UserSession.user_id)
-                .where(UserSession.access_token_hash == digest)
-            ).one_or_none()
-            if row is None:
-                raise _unauthorized("the access token is not valid", "invalid_token")
-            session, user = row
-            if session.revoked_at is not None or session.access_expires_at <= now:
-                raise _unauthorized("the access token has expired or was revoked", "token_expired")
-            if not _usable(user, now):
-                raise _unauthorized("this account cannot sign in", "account_unavailable")
-            return Principal.user(user.id, user.role, session_id=session.id)
-        if kind is TokenKind.API_KEY:
-            key_row = uow.session.execute(
-                select(ApiKey, User)
-                .join(User, User.id == ApiKey.user_id)
-                .where(ApiKey.key_hash == digest)
-            ).one_or_none()
-            if key_row is None:
-                raise _unauthorized("the API key is not valid", "invalid_token")
-            key, owner = key_row
-            expired = key.expires_at is not None and key.expires_at <= now
-            if key.revoked_at is not None or expired:
-                raise _unauthorized("the API key has expired or was revoked", "token_expired")
-            if not _usable(owner, now):
-                raise _unauthorized("this account cannot sign in", "account_unavailable")
-            return Principal.user(
-                owner.id, owner.role, api_key_id=key.id, scopes=frozenset(key.scopes)
-            )
+        return _anonymous_principal(ctx, token)
+    if kind is TokenKind.ACCESS:
+        return _session_principal(ctx, token)
+    if kind is TokenKind.API_KEY:
+        return _api_key_principal(ctx, token)
     raise _unauthorized("the bearer token is not valid", "invalid_token")
+
+
+def _anonymous_principal(ctx: RequestContext, token: str) -> Principal:
+    if not anonymous_token_is_genuine(ctx.hasher, token):
+        raise _unauthorized("the anonymous token is not valid", "invalid_token")
+    owner_hash = ctx.hasher.token_hash(token)
+    with ctx.read_fresh() as uow:
+        claimed = AuthRepository(uow.session).anonymous_claimed(owner_hash)
+    if claimed:
+        raise _unauthorized(
+            "this anonymous token now belongs to an account; sign in instead",
+            "anonymous_token_claimed",
+        )
+    return Principal.anonymous(owner_hash)
+
+
+def _check(credential: Credential | None, what: str) -> Credential:
+    now = utcnow()
+    if credential is None:
+        raise _unauthorized(f"the {what} is not valid", "invalid_token")
+    expired = credential.expires_at is not None and credential.expires_at <= now
+    if credential.revoked or expired:
+        raise _unauthorized(f"the {what} has expired or was revoked", "token_expired")
+    if not user_is_usable(credential.user, now):
+        raise _unauthorized("this account cannot sign in", "account_unavailable")
+    return credential
+
+
+def _session_principal(ctx: RequestContext, token: str) -> Principal:
+    digest = ctx.hasher.token_hash(token)
+    with ctx.read_fresh() as uow:
+        credential = _check(
+            AuthRepository(uow.session).credential_for_access_token(digest), "access token"
+        )
+        # Read inside the unit of work: its objects expire when it ends.
+        principal = Principal.user(
+            credential.user.id, credential.user.role, session_id=credential.id
+        )
+    now = utcnow()
+    if credential.last_used_at is None or credential.last_used_at < now - TOUCH_EVERY:
+        user_id = principal.user_id or ""
+        _bookkeeping(ctx, lambda repo: repo.touch_session(credential.id, user_id, now, TOUCH_EVERY))
+    return principal
+
+
+def _api_key_principal(ctx: RequestContext, token: str) -> Principal:
+    digest = ctx.hasher.token_hash(token)
+    with ctx.read_fresh() as uow:
+        credential = _check(AuthRepository(uow.session).credential_for_api_key(digest), "API key")
+        principal = Principal.user(
+            credential.user.id,
+            credential.user.role,
+            api_key_id=credential.id,
+            scopes=frozenset(credential.scopes),
+        )
+    uses = key_usage.record(credential.id)
+    if uses:
+        now = utcnow()
+        if not _bookkeeping(ctx, lambda repo: repo.add_key_usage(credential.id, uses, now)):
+            key_usage.give_back(credential.id, uses)
+    return principal
+
+
+def _bookkeeping(ctx: RequestContext, write: Callable[[AuthRepository], object]) -> bool:
+    """A small write that must never fail the request it rides on."""
+    try:
+        with ctx.db.write() as uow:
+            write(AuthRepository(uow.session))
+    except SQLAlchemyError as exc:
+        log.warning("usage bookkeeping skipped", error_type=type(exc).__name__)
+        return False
+    return True
 
 
 def require_principal(principal: Annotated[Principal | None, Depends(get_principal)]) -> Principal:
@@ -105,7 +195,33 @@ def require_admin(principal: Annotated[Principal, Depends(require_user)]) -> Pri
     return principal
 
 
+def require_session(principal: Annotated[Principal, Depends(require_user)]) -> Principal:
+    """Account management (sessions, keys, password, deletion) needs a signed-in session:
+    an API key cannot mint more keys or lock its owner out."""
+    if principal.session_id is None:
+        raise Forbidden(
+            "this needs a session token from sign-in, not an API key", code="session_required"
+        )
+    return principal
+
+
+def require_scope(scope: ApiScope) -> Callable[[Principal], Principal]:
+    """A dependency: sessions pass; API keys need ``scope`` among their scopes."""
+
+    def dependency(principal: Annotated[Principal, Depends(require_user)]) -> Principal:
+        if principal.api_key_id is not None and scope.value not in principal.scopes:
+            raise Forbidden(
+                f"this API key lacks the '{scope.value}' scope", code="insufficient_scope"
+            )
+        return principal
+
+    return dependency
+
+
 OptionalPrincipal = Annotated[Principal | None, Depends(get_principal)]
 AnyPrincipal = Annotated[Principal, Depends(require_principal)]
 CurrentUser = Annotated[Principal, Depends(require_user)]
 AdminUser = Annotated[Principal, Depends(require_admin)]
+SessionUser = Annotated[Principal, Depends(require_session)]
+AccountReader = Annotated[Principal, Depends(require_scope(ApiScope.ACCOUNT_READ))]
+AccountWriter = Annotated[Principal, Depends(require_scope(ApiScope.ACCOUNT_WRITE))]

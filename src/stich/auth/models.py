@@ -117,3 +117,37 @@ class OAuthState(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
+class AnonymousOwner(Base):
+    """An issued anonymous token, by keyed hash (the value apps.anonymous_owner_hash holds).
+
+    Once its apps are claimed by an account the token is dead: ``claimed_at`` is set
+    exactly once (a conditional upsert), so two accounts can never both claim it.
+    """
+
+    __tablename__ = "anonymous_owners"
+
+    owner_hash: Mapped[str] = mapped_column(String(TOKEN_HASH_LENGTH), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_by_user_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), ForeignKey("users.id", ondelete="SET NULL")
+    )
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins for an email that has no account, keyed by the email's keyed hash.
+
+    Accounts count failures on their own row; unknown emails count here, with the same
+    schedule, so the answers do not reveal whether an account exists.
+    """
+
+    __tablename__ = "login_throttles"
+
+    email_hash: Mapped[str] = mapped_column(String(TOKEN_HASH_LENGTH), primary_key=True)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=utcnow, nullable=False, index=True
+    )

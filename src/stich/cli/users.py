@@ -1,7 +1,96 @@
-"""`stich users ...` commands."""
+"""`stich users ...`: administrators and suspension."""
 
 from __future__ import annotations
 
+import sys
+from typing import Annotated
+
 import typer
 
-app = typer.Typer(help="users commands.", no_args_is_help=True)
+from stich.cli.common import state
+from stich.crypto.passwords import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, passwords_for
+from stich.db.base import utcnow
+from stich.errors import Conflict, Invalid
+from stich.users.models import Role
+from stich.users.schemas import clean_display_name, normalize_email
+from stich.users.service import UserService
+
+app = typer.Typer(help="Accounts: administrators and suspension.", no_args_is_help=True)
+
+
+def _email(raw: str) -> str:
+    try:
+        return normalize_email(raw)
+    except ValueError:
+        raise Invalid(f"{raw!r} is not an email address") from None
+
+
+def _password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if not PASSWORD_MIN_LENGTH <= len(password) <= PASSWORD_MAX_LENGTH:
+        raise Invalid(
+            f"the password must be {PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters"
+        )
+    return password
+
+
+@app.command("create-admin")
+def create_admin(
+    email: Annotated[str, typer.Argument(help="The administrator's email address")],
+    display_name: Annotated[
+        str, typer.Option("--display-name", help="Name shown in the app")
+    ] = "Administrator",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input")
+    ] = False,
+    promote: Annotated[
+        bool, typer.Option("--promote", help="Make an existing account an administrator")
+    ] = False,
+) -> None:
+    """Create an administrator account (the password is prompted for, never an argument)."""
+    address = _email(email)
+    with state.database() as db:
+        if promote:
+            with db.write() as uow:
+                user = UserService(uow.session).promote_to_admin(address, actor=None)
+            typer.echo(f"{user.email} is now an administrator")
+            return
+        with db.read("fresh") as uow:
+            if UserService(uow.session).users.email_taken(address):
+                raise Conflict(
+                    f"{address} already has an account; pass --promote to make it an admin"
+                )
+        try:
+            name = clean_display_name(display_name)[:100]
+        except ValueError as exc:
+            raise Invalid(f"--display-name {exc}") from None
+        password_hash = passwords_for(state.settings()).hash(_password(password_stdin))
+        with db.write() as uow:
+            user = UserService(uow.session).register(
+                email=address,
+                display_name=name,
+                password_hash=password_hash,
+                now=utcnow(),
+                role=Role.ADMIN,
+            )
+    typer.echo(f"created administrator {user.email} ({user.id})")
+
+
+@app.command()
+def suspend(email: Annotated[str, typer.Argument(help="The account's email address")]) -> None:
+    """Suspend an account: every request with its sessions or API keys is refused until
+    it is unsuspended."""
+    with state.database() as db, db.write() as uow:
+        user = UserService(uow.session).set_suspended(_email(email), True, actor=None)
+    typer.echo(f"suspended {user.email}")
+
+
+@app.command()
+def unsuspend(email: Annotated[str, typer.Argument(help="The account's email address")]) -> None:
+    """Lift a suspension; the account's unexpired sessions and keys work again."""
+    with state.database() as db, db.write() as uow:
+        user = UserService(uow.session).set_suspended(_email(email), False, actor=None)
+    typer.echo(f"unsuspended {user.email}")

@@ -1,0 +1,211 @@
+"""All SQL for accounts: lookups, the sign-in failure counter, profile writes, deletion and
+the account export."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, FromClause, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from stich.apps.models import App
+from stich.apps.repository import AppRepository
+from stich.auth.models import ApiKey, UserSession
+from stich.auth.repository import affected_rows
+from stich.gallery.models import Favorite, Star
+from stich.secrets.models import UserSecret
+from stich.users.models import User, UserIdentity
+
+# Sign-in bookkeeping is not a profile change: these writes keep updated_at as it is
+# (the column's onupdate would otherwise move it).
+_KEEP_UPDATED_AT = {"updated_at": User.updated_at}
+
+# Columns an export never contains: credential hashes and ciphertext.
+_NEVER_EXPORTED = frozenset(
+    {
+        "password_hash",
+        "access_token_hash",
+        "refresh_token_hash",
+        "key_hash",
+        "ciphertext",
+        "ip_hash",
+        "anonymous_owner_hash",
+        "failed_login_attempts",
+        "locked_until",
+    }
+)
+
+
+def _exportable(table: FromClause) -> list[Any]:
+    return [column for column in table.columns if column.name not in _NEVER_EXPORTED]
+
+
+class UserRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def by_id(self, user_id: str) -> User | None:
+        return self.session.get(User, user_id)
+
+    def by_id_for_update(self, user_id: str) -> User | None:
+        return self.session.scalars(
+            select(User).where(User.id == user_id).with_for_update()
+        ).one_or_none()
+
+    def by_email(self, email: str) -> User | None:
+        return self.session.scalars(select(User).where(User.email == email)).one_or_none()
+
+    def email_taken(self, email: str) -> bool:
+        return self.session.scalar(select(User.id).where(User.email == email)) is not None
+
+    def username_taken(self, username: str, *, other_than: str | None = None) -> bool:
+        query = select(User.id).where(User.username == username)
+        if other_than is not None:
+            query = query.where(User.id != other_than)
+        return self.session.scalar(query) is not None
+
+    def add(self, user: User) -> User:
+        self.session.add(user)
+        self.session.flush()
+        return user
+
+    # -- sign-in failures (atomic; never read-modify-write) -----------------------------
+
+    def count_failure(self, user_id: str) -> int:
+        attempts: int = self.session.execute(
+            update(User)
+            .where(User.id == user_id)
+            .values(failed_login_attempts=User.failed_login_attempts + 1, **_KEEP_UPDATED_AT)
+            .returning(User.failed_login_attempts)
+            .execution_options(synchronize_session=False)
+        ).scalar_one()
+        return attempts
+
+    def locked_until(self, user_id: str) -> datetime | None:
+        return self.session.scalar(select(User.locked_until).where(User.id == user_id))
+
+    def lock(self, user_id: str, until: datetime) -> None:
+        self.session.execute(
+            update(User)
+            .where(User.id == user_id)
+            .values(locked_until=until, **_KEEP_UPDATED_AT)
+            .execution_options(synchronize_session=False)
+        )
+
+    def clear_failures_unless_locked(self, user_id: str, now: datetime) -> bool:
+        """Reset the counter after a correct password, unless a concurrent failure has
+        just locked the account (then False, and the sign-in is refused)."""
+        return bool(
+            affected_rows(
+                self.session.execute(
+                    update(User)
+                    .where(
+                        User.id == user_id,
+                        or_(User.locked_until.is_(None), User.locked_until <= now),
+                    )
+                    .values(
+                        failed_login_attempts=0,
+                        locked_until=None,
+                        last_active_at=now,
+                        **_KEEP_UPDATED_AT,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            )
+        )
+
+    def replace_password_hash(
+        self, user_id: str, new_hash: str, *, expected: str | None, now: datetime, changed: bool
+    ) -> bool:
+        """Swap the hash only if it is still the one the caller verified against."""
+        condition: ColumnElement[bool] = (
+            User.password_hash.is_(None) if expected is None else User.password_hash == expected
+        )
+        values: dict[str, Any] = {"password_hash": new_hash}
+        if changed:
+            values["password_changed_at"] = now
+        return bool(
+            affected_rows(
+                self.session.execute(
+                    update(User)
+                    .where(User.id == user_id, condition)
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                )
+            )
+        )
+
+    # -- account deletion -----------------------------------------------------------------
+
+    def soft_delete_owned(self, user_id: str, now: datetime) -> dict[str, int]:
+        """Retire what the account owns: its live apps (soft-deleted, so the apps rules for
+        restore/purge still apply) and its secrets (ciphertext erased)."""
+        # A deleted fork no longer counts on its parent, as when one app is deleted.
+        forks_per_parent = self.session.execute(
+            select(App.parent_app_id, func.count())
+            .where(
+                App.user_id == user_id,
+                App.deleted_at.is_(None),
+                App.parent_app_id.is_not(None),
+            )
+            .group_by(App.parent_app_id)
+        ).all()
+        apps_repo = AppRepository(self.session)
+        for parent_id, forks in forks_per_parent:
+            if parent_id is not None:
+                apps_repo.add_to_fork_count(parent_id, -forks)
+        apps = affected_rows(
+            self.session.execute(
+                update(App)
+                .where(App.user_id == user_id, App.deleted_at.is_(None))
+                .values(deleted_at=now, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        secrets = affected_rows(
+            self.session.execute(
+                update(UserSecret)
+                .where(UserSecret.user_id == user_id, UserSecret.deleted_at.is_(None))
+                .values(deleted_at=now, ciphertext=None, is_active=False, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        return {"apps": apps, "secrets": secrets}
+
+    # -- export -------------------------------------------------------------------------
+
+    def _rows(
+        self, table: FromClause, condition: ColumnElement[bool], *order: Any
+    ) -> list[dict[str, Any]]:
+        query = select(*_exportable(table)).where(condition).order_by(*order)
+        return [dict(row._mapping) for row in self.session.execute(query)]
+
+    def export_user(self, user_id: str) -> dict[str, Any]:
+        rows = self._rows(User.__table__, User.id == user_id)
+        return rows[0] if rows else {}
+
+    def export_identities(self, user_id: str) -> list[dict[str, Any]]:
+        table = UserIdentity.__table__
+        return self._rows(table, UserIdentity.user_id == user_id, UserIdentity.created_at)
+
+    def export_sessions(self, user_id: str) -> list[dict[str, Any]]:
+        table = UserSession.__table__
+        return self._rows(table, UserSession.user_id == user_id, UserSession.created_at)
+
+    def export_api_keys(self, user_id: str) -> list[dict[str, Any]]:
+        return self._rows(ApiKey.__table__, ApiKey.user_id == user_id, ApiKey.created_at)
+
+    def export_apps(self, user_id: str) -> list[dict[str, Any]]:
+        return self._rows(App.__table__, App.user_id == user_id, App.created_at, App.id)
+
+    def export_stars(self, user_id: str) -> list[dict[str, Any]]:
+        return self._rows(Star.__table__, Star.user_id == user_id, Star.created_at)
+
+    def export_favorites(self, user_id: str) -> list[dict[str, Any]]:
+        return self._rows(Favorite.__table__, Favorite.user_id == user_id, Favorite.created_at)
+
+    def export_secrets(self, user_id: str) -> list[dict[str, Any]]:
+        """Secret metadata only: the ciphertext column is never selected."""
+        table = UserSecret.__table__
+        return self._rows(table, UserSecret.user_id == user_id, UserSecret.created_at)

@@ -1,0 +1,249 @@
+"""Account inputs and outputs, with the rules for emails, usernames and profiles."""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+import zoneinfo
+from datetime import datetime
+from functools import lru_cache
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    field_validator,
+)
+
+from stich.crypto.passwords import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
+from stich.users.models import AuthProvider, Role, Theme, User
+
+EMAIL_MAX_LENGTH = 254
+USERNAME_RULE = "3 to 30 characters: lower-case letters a-z, digits, '-' and '_'"
+PREFERENCES_MAX_BYTES = 8192
+PREFERENCES_MAX_DEPTH = 5
+BIO_MAX_LENGTH = 1000
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]+$")
+_USERNAME = re.compile(r"^[a-z0-9_-]{3,30}$")
+# Names that would read as the system speaking, or collide with routes like /users/me.
+RESERVED_USERNAMES = frozenset(
+    {"admin", "administrator", "anonymous", "api", "me", "null", "root", "stich", "support",
+     "system", "undefined"}
+)  # fmt: skip
+
+
+def has_control_chars(value: str, allowed: str = "") -> bool:
+    """Control (and other non-printing) characters; NUL, notably, PostgreSQL text refuses."""
+    return any(unicodedata.category(ch).startswith("C") and ch not in allowed for ch in value)
+
+
+def plain_text(value: str) -> str:
+    """Free text (a bio): line breaks and tabs allowed, other control characters not."""
+    if has_control_chars(value, allowed="\n\r\t"):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def normalize_email(value: str) -> str:
+    """Trimmed and lower-cased (so uniqueness is case-insensitive); raises ValueError."""
+    email = unicodedata.normalize("NFC", value.strip()).lower()
+    if len(email) > EMAIL_MAX_LENGTH or not _EMAIL.match(email) or has_control_chars(email):
+        raise ValueError("is not an email address")
+    return email
+
+
+def normalize_username(value: str) -> str:
+    username = value.strip().lower()
+    if not _USERNAME.match(username):
+        raise ValueError(f"must be {USERNAME_RULE}")
+    if username in RESERVED_USERNAMES:
+        raise ValueError("is reserved")
+    return username
+
+
+def clean_display_name(value: str) -> str:
+    name = " ".join(value.split())
+    if not name:
+        raise ValueError("must not be blank")
+    if has_control_chars(name):
+        raise ValueError("must not contain control characters")
+    return name
+
+
+@lru_cache(maxsize=1)
+def _timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def check_timezone(value: str) -> str:
+    if value not in _timezones():
+        raise ValueError("is not an IANA time zone name, e.g. 'Europe/Berlin' or 'UTC'")
+    return value
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def check_preferences(value: dict[str, Any]) -> dict[str, Any]:
+    if _has_nul(value):
+        raise ValueError("must not contain NUL characters")  # JSONB refuses them
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > PREFERENCES_MAX_BYTES:
+        raise ValueError(f"must be at most {PREFERENCES_MAX_BYTES} bytes as JSON")
+    if _depth(value) > PREFERENCES_MAX_DEPTH:
+        raise ValueError(f"must nest at most {PREFERENCES_MAX_DEPTH} levels deep")
+    return value
+
+
+Email = Annotated[str, Field(min_length=3, max_length=320), AfterValidator(normalize_email)]
+Username = Annotated[str, Field(min_length=3, max_length=30), AfterValidator(normalize_username)]
+DisplayName = Annotated[
+    str, Field(min_length=1, max_length=100), AfterValidator(clean_display_name)
+]
+NewPassword = Annotated[
+    str,
+    Field(
+        min_length=PASSWORD_MIN_LENGTH,
+        max_length=PASSWORD_MAX_LENGTH,
+        description=f"{PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters",
+    ),
+]
+AnyPassword = Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
+AnonymousTokenField = Annotated[
+    str | None,
+    Field(
+        default=None,
+        max_length=200,
+        description="An anonymous token from POST /auth/anonymous: its apps move to the account",
+    ),
+]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=10_000)
+
+
+class RegisterIn(_Input):
+    email: Email
+    password: NewPassword
+    display_name: DisplayName
+    username: Username | None = None
+    anonymous_token: AnonymousTokenField = None
+
+
+class ProfileUpdate(_Input):
+    """Only the fields sent are changed; ``null`` clears the optional ones."""
+
+    display_name: DisplayName | None = None
+    username: Username | None = None
+    bio: Annotated[str, Field(max_length=BIO_MAX_LENGTH), AfterValidator(plain_text)] | None = None
+    avatar_url: HttpUrl | None = None
+    preferences: Annotated[dict[str, Any], AfterValidator(check_preferences)] | None = None
+    theme: Theme | None = None
+    timezone: Annotated[str, Field(max_length=64), AfterValidator(check_timezone)] | None = None
+
+    @field_validator("avatar_url")
+    @classmethod
+    def _bounded_url(cls, value: HttpUrl | None) -> HttpUrl | None:
+        if value is not None and len(str(value)) > 2048:
+            raise ValueError("must be at most 2048 characters")
+        return value
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the client sent, as column values."""
+        values: dict[str, Any] = {}
+        for name in self.model_fields_set:
+            value = getattr(self, name)
+            if name == "avatar_url" and value is not None:
+                value = str(value)
+            values[name] = value
+        return values
+
+
+class PasswordChange(_Input):
+    current_password: AnyPassword | None = Field(
+        default=None, description="Required when the account has a password"
+    )
+    new_password: NewPassword
+
+
+class AccountDelete(_Input):
+    password: AnyPassword | None = Field(
+        default=None, description="Required when the account has a password"
+    )
+
+
+class UserOut(BaseModel):
+    """The signed-in user's own view of their account."""
+
+    id: str
+    email: str
+    username: str | None
+    display_name: str
+    avatar_url: str | None
+    bio: str | None
+    role: Role
+    provider: AuthProvider
+    email_verified: bool
+    has_password: bool
+    theme: Theme
+    timezone: str
+    preferences: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(
+            id=user.id,
+            email=user.email,
+            username=user.username,
+            display_name=user.display_name,
+            avatar_url=user.avatar_url,
+            bio=user.bio,
+            role=user.role,
+            provider=user.provider,
+            email_verified=user.email_verified,
+            has_password=user.password_hash is not None,
+            theme=user.theme,
+            timezone=user.timezone,
+            preferences=user.preferences,
+            created_at=user.created_at,
+            updated_at=user.updated_at,
+        )
+
+
+class AccountExport(BaseModel):
+    """Everything the account owns. Credential hashes and secret values are never included."""
+
+    format: str = "stich-account-export/1"
+    exported_at: datetime
+    user: dict[str, Any]
+    identities: list[dict[str, Any]]
+    sessions: list[dict[str, Any]]
+    api_keys: list[dict[str, Any]]
+    apps: list[dict[str, Any]]
+    stars: list[dict[str, Any]]
+    favorites: list[dict[str, Any]]
+    secrets: list[dict[str, Any]]
+    audit: list[dict[str, Any]]
