@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
@@ -49,11 +49,20 @@ from stich.apps.schemas import (
 )
 from stich.apps.service import AppService, ListParams
 from stich.apps.visibility import can_manage
-from stich.auth.dependencies import AdminUser, AnyPrincipal, OptionalPrincipal
+from stich.auth.dependencies import (
+    AdminUser,
+    AnyPrincipal,
+    OptionalPrincipal,
+    api_key_scopes,
+)
 from stich.auth.principal import Principal
+from stich.auth.schemas import ApiScope
 from stich.db.pagination import Page
 
-router = APIRouter(tags=["apps"])
+router = APIRouter(
+    tags=["apps"],
+    dependencies=[Depends(api_key_scopes(ApiScope.APPS_READ, ApiScope.APPS_WRITE))],
+)
 
 AppIdPath = Annotated[str, Path(min_length=1, max_length=36, description="The app's id.")]
 

@@ -218,6 +218,32 @@ def require_scope(scope: ApiScope) -> Callable[[Principal], Principal]:
     return dependency
 
 
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def api_key_scopes(
+    read: ApiScope, write: ApiScope, *, read_suffixes: tuple[str, ...] = ()
+) -> Callable[..., None]:
+    """A router-wide dependency: an API key needs ``read`` for reads and ``write`` for the
+    rest. Sessions, anonymous visitors and unauthenticated calls are unaffected (their
+    endpoints apply their own rules). ``read_suffixes`` marks POST paths that only read,
+    such as ``/reveal``."""
+
+    def dependency(
+        request: Request, principal: Annotated[Principal | None, Depends(get_principal)]
+    ) -> None:
+        if principal is None or principal.api_key_id is None:
+            return
+        reads = request.method in _READ_METHODS or request.url.path.endswith(read_suffixes)
+        needed = read if reads else write
+        if needed.value not in principal.scopes:
+            raise Forbidden(
+                f"this API key lacks the '{needed.value}' scope", code="insufficient_scope"
+            )
+
+    return dependency
+
+
 OptionalPrincipal = Annotated[Principal | None, Depends(get_principal)]
 AnyPrincipal = Annotated[Principal, Depends(require_principal)]
 CurrentUser = Annotated[Principal, Depends(require_user)]

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from stich.api.deps import Context
-from stich.auth.dependencies import CurrentUser
+from stich.auth.dependencies import CurrentUser, api_key_scopes
+from stich.auth.schemas import ApiScope
 from stich.config import Settings
 from stich.crypto.vault import Vault
 from stich.secrets.schemas import (
@@ -20,7 +21,16 @@ from stich.secrets.schemas import (
 )
 from stich.secrets.service import SecretService
 
-router = APIRouter(tags=["secrets"])
+router = APIRouter(
+    tags=["secrets"],
+    dependencies=[
+        Depends(
+            api_key_scopes(
+                ApiScope.SECRETS_READ, ApiScope.SECRETS_WRITE, read_suffixes=("/reveal",)
+            )
+        )
+    ],
+)
 
 
 def get_vault(request: Request) -> Vault:
