@@ -20,6 +20,7 @@ from stich.crypto.tokens import KeyedHasher
 from stich.db import Database
 from stich.gallery import endpoints as gallery_endpoints
 from stich.log import configure_logging
+from stich.observability.install import install_observability
 from stich.secrets import endpoints as secrets_endpoints
 from stich.users import endpoints as users_endpoints
 
@@ -64,4 +65,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     for router in API_ROUTERS:
         api.include_router(router)
     app.include_router(api)
+    install_observability(app, settings, database)  # /metrics, Sentry, OpenTelemetry
+    if settings.studio_enabled:
+        from stich.studio import mount_studio  # sqladmin is imported only when wanted
+
+        mount_studio(app, settings, database)
     return app

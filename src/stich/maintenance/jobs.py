@@ -1,0 +1,257 @@
+"""The maintenance jobs and how one run goes through them.
+
+Every job is idempotent (it removes what is past a cutoff fixed when the run starts, so a
+second run finds nothing) and batched: each batch is one short transaction that deletes
+at most ``batch_size`` rows, so live traffic never waits long behind it. The cutoffs:
+
+- credentials, by the identity service's rules (``AuthRepository.purge_targets``, the same
+  as ``stich auth cleanup``): sessions past their refresh expiry (revoked ones stay until
+  then, so a replayed refresh token is still recognised), OAuth states past expiry, API
+  keys revoked or expired more than 30 days ago, idle unlocked sign-in throttles.
+- soft-deleted apps: deleted longer ago than STICH_APP_RETENTION_DAYS (the apps service's
+  purge: stars, favorites, views and rollups go with them, forks are detached, each purge
+  is audited).
+- audit entries: older than STICH_AUDIT_RETENTION_DAYS.
+- raw view events: older than STICH_VIEW_RETENTION_DAYS. App counters and the daily
+  rollups keep the history; nothing reads old raw events.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import ColumnElement
+from sqlalchemy.orm import Session
+
+from stich.analytics.models import AppView
+from stich.apps.service import AppService
+from stich.audit.models import AuditLog
+from stich.audit.service import AuditService, RequestMeta
+from stich.auth.models import ApiKey, LoginThrottle, OAuthState, UserSession
+from stich.auth.repository import AuthRepository
+from stich.config import Settings
+from stich.db import Database
+from stich.db.base import utcnow
+from stich.errors import Invalid
+from stich.maintenance.repository import MaintenanceRepository
+
+# The defaults of `stich auth cleanup`, whose rules (AuthRepository.purge_targets) these are.
+KEY_RETENTION = timedelta(days=30)
+THROTTLE_IDLE = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Cutoffs:
+    """Everything older than these goes; fixed once per run so the run has an end."""
+
+    now: datetime
+    apps_deleted_before: datetime
+    audit_before: datetime
+    views_before: datetime
+
+    @classmethod
+    def for_settings(cls, settings: Settings, now: datetime) -> Cutoffs:
+        return cls(
+            now=now,
+            apps_deleted_before=now - timedelta(days=settings.app_retention_days),
+            audit_before=now - timedelta(days=settings.audit_retention_days),
+            views_before=now - timedelta(days=settings.view_retention_days),
+        )
+
+
+class Job(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    def due(self, session: Session, cutoffs: Cutoffs) -> int:
+        """How many rows the job would remove now."""
+
+    def run_batch(self, session: Session, cutoffs: Cutoffs, limit: int) -> int:
+        """Remove up to ``limit`` rows in the caller's transaction; how many went."""
+
+
+@dataclass(frozen=True)
+class DeleteExpired:
+    """Delete the rows of one table that a predicate calls expired."""
+
+    name: str
+    description: str
+    model: type[Any]
+    expired: Callable[[Cutoffs], ColumnElement[bool]]
+
+    def due(self, session: Session, cutoffs: Cutoffs) -> int:
+        return MaintenanceRepository(session).count(self.model, self.expired(cutoffs))
+
+    def run_batch(self, session: Session, cutoffs: Cutoffs, limit: int) -> int:
+        return MaintenanceRepository(session).delete_batch(self.model, self.expired(cutoffs), limit)
+
+
+@dataclass(frozen=True)
+class PurgeDeletedApps:
+    """The apps service's purge of apps soft-deleted before the retention cutoff."""
+
+    name: str = "deleted_apps"
+    description: str = "Apps deleted longer ago than the retention period"
+
+    def due(self, session: Session, cutoffs: Cutoffs) -> int:
+        return AppService(session).count_purgeable(cutoffs.apps_deleted_before)
+
+    def run_batch(self, session: Session, cutoffs: Cutoffs, limit: int) -> int:
+        service = AppService(session, RequestMeta.system())
+        return service.purge_batch(cutoffs.apps_deleted_before, limit).apps
+
+
+def _credential_rule(model: type[Any]) -> Callable[[Cutoffs], ColumnElement[bool]]:
+    """The identity service's own purge rule for ``model`` (as ``stich auth cleanup``)."""
+
+    def expired(cutoffs: Cutoffs) -> ColumnElement[bool]:
+        targets = AuthRepository.purge_targets(
+            cutoffs.now, key_retention=KEY_RETENTION, throttle_idle=THROTTLE_IDLE
+        )
+        return next(target.condition for target in targets if target.model is model)
+
+    return expired
+
+
+JOBS: tuple[Job, ...] = (
+    DeleteExpired(
+        "sessions",
+        "Sessions past their refresh expiry",
+        UserSession,
+        _credential_rule(UserSession),
+    ),
+    DeleteExpired(
+        "oauth_states",
+        "OAuth sign-in states past expiry",
+        OAuthState,
+        _credential_rule(OAuthState),
+    ),
+    DeleteExpired(
+        "api_keys",
+        "API keys revoked or expired over 30 days ago",
+        ApiKey,
+        _credential_rule(ApiKey),
+    ),
+    DeleteExpired(
+        "login_throttles",
+        "Idle sign-in throttles of unknown emails",
+        LoginThrottle,
+        _credential_rule(LoginThrottle),
+    ),
+    PurgeDeletedApps(),
+    DeleteExpired(
+        "audit_logs",
+        "Audit entries past retention",
+        AuditLog,
+        lambda c: AuditLog.created_at < c.audit_before,
+    ),
+    DeleteExpired(
+        "app_views",
+        "Raw view events past retention (rollups keep the history)",
+        AppView,
+        lambda c: AppView.viewed_at < c.views_before,
+    ),
+)
+JOB_NAMES = tuple(job.name for job in JOBS)
+
+
+@dataclass
+class JobResult:
+    name: str
+    description: str
+    due: int
+    removed: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class MaintenanceRun:
+    cutoffs: Cutoffs
+    dry_run: bool
+    results: list[JobResult] = field(default_factory=list)
+
+    @property
+    def removed(self) -> int:
+        return sum(result.removed for result in self.results)
+
+
+Progress = Callable[[JobResult], None]
+
+
+def select_jobs(names: Sequence[str] | None) -> list[Job]:
+    if not names:
+        return list(JOBS)
+    unknown = sorted(set(names) - set(JOB_NAMES))
+    if unknown:
+        raise Invalid(
+            f"no maintenance job named {', '.join(unknown)}; jobs: {', '.join(JOB_NAMES)}",
+            code="unknown_job",
+        )
+    return [job for job in JOBS if job.name in names]
+
+
+def run_maintenance(
+    db: Database,
+    settings: Settings,
+    *,
+    jobs: Sequence[Job] | None = None,
+    batch_size: int | None = None,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    on_start: Progress | None = None,
+    on_progress: Progress | None = None,
+) -> MaintenanceRun:
+    """Run the jobs in order, each in batches of its own short transactions."""
+    run = MaintenanceRun(Cutoffs.for_settings(settings, now or utcnow()), dry_run)
+    limit = batch_size or settings.maintenance_batch_size
+    for job in jobs if jobs is not None else JOBS:
+        with db.read("fresh") as uow:
+            result = JobResult(job.name, job.description, due=job.due(uow.session, run.cutoffs))
+        run.results.append(result)
+        if on_start is not None:
+            on_start(result)
+        if not dry_run:
+            _run_job(db, job, run.cutoffs, limit, result, on_progress)
+    if run.removed and not dry_run:
+        _record(db, run)
+    return run
+
+
+def _run_job(
+    db: Database,
+    job: Job,
+    cutoffs: Cutoffs,
+    limit: int,
+    result: JobResult,
+    on_progress: Progress | None,
+) -> None:
+    started = time.perf_counter()
+    while True:
+        with db.write() as uow:
+            removed = job.run_batch(uow.session, cutoffs, limit)
+        if removed:
+            result.removed += removed
+            result.batches += 1
+            if on_progress is not None:
+                on_progress(result)
+        if removed < limit:  # the last batch found fewer than it could take: done
+            break
+    result.seconds = time.perf_counter() - started
+
+
+def _record(db: Database, run: MaintenanceRun) -> None:
+    with db.write() as uow:
+        AuditService(uow.session, RequestMeta.system()).record(
+            "maintenance.run",
+            actor=None,
+            resource_type="maintenance",
+            new={result.name: result.removed for result in run.results if result.removed},
+        )

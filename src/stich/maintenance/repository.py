@@ -1,0 +1,31 @@
+"""The SQL of maintenance: bounded deletes that never hold locks for long."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, CursorResult, delete, func, select
+from sqlalchemy.orm import Session
+
+
+class MaintenanceRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def count(self, model: type[Any], condition: ColumnElement[bool]) -> int:
+        return self.session.scalar(select(func.count()).select_from(model).where(condition)) or 0
+
+    def delete_batch(self, model: type[Any], condition: ColumnElement[bool], limit: int) -> int:
+        """``DELETE ... WHERE key IN (SELECT key ... WHERE condition LIMIT n)``; how many went.
+
+        On PostgreSQL the inner select skips rows a concurrent transaction has locked
+        (``FOR UPDATE SKIP LOCKED``): maintenance never waits on live traffic, and two runs
+        at once share the work instead of queueing. A skipped row goes on a later run.
+        """
+        key = model.__mapper__.primary_key[0]
+        doomed = select(key).where(condition).limit(limit).with_for_update(skip_locked=True)
+        result = self.session.execute(
+            delete(model).where(key.in_(doomed)).execution_options(synchronize_session=False)
+        )
+        assert isinstance(result, CursorResult)
+        return int(result.rowcount)

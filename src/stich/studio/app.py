@@ -1,0 +1,92 @@
+"""Mounting the Studio: at /admin in the API app (``STICH_STUDIO_ENABLED``) or on its own
+(``stich studio``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqladmin import Admin
+from sqlalchemy import Engine, event
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse
+from starlette.routing import Route
+
+from stich.api.middleware import RequestMiddleware
+from stich.config import Settings
+from stich.crypto.tokens import KeyedHasher
+from stich.db import Database
+from stich.studio.auth import StudioAuth
+from stich.studio.views import StudioContext, bind_views
+
+BASE_URL = "/admin"
+TITLE = "Stich Studio"
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+class StudioReadOnlyError(RuntimeError):
+    """sqladmin's own session tried to write; Studio edits go through the services."""
+
+
+def mount_studio(app: Starlette, settings: Settings, database: Database) -> Admin:
+    """Add the Studio to ``app`` at /admin."""
+    context = StudioContext(database, settings, KeyedHasher(settings.server_key_bytes()))
+    auth = StudioAuth(settings, database, cookie_path=BASE_URL)
+    admin = Admin(
+        app,
+        session_maker=read_only_sessions(database),
+        base_url=BASE_URL,
+        title=TITLE,
+        templates_dir=str(TEMPLATES),
+        authentication_backend=auth,
+    )
+    auth.templates = admin.templates
+    for view in bind_views(context):
+        admin.add_view(view)
+    return admin
+
+
+def create_studio_app(settings: Settings, database: Database | None = None) -> Starlette:
+    """The Studio alone (``stich studio``): /admin, with the access log and request ids."""
+    owns_database = database is None
+    db = database or Database(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        if owns_database:
+            db.dispose()
+
+    async def to_studio(_request: Request) -> RedirectResponse:
+        return RedirectResponse(f"{BASE_URL}/", status_code=307)
+
+    app = Starlette(
+        routes=[Route("/", to_studio)],
+        middleware=[Middleware(RequestMiddleware)],
+        lifespan=lifespan,
+    )
+    mount_studio(app, settings, db)
+    return app
+
+
+def read_only_sessions(database: Database) -> sessionmaker[Session]:
+    """Sessions for sqladmin's list and detail pages: primary reads, writes refused.
+
+    Reads go to the primary (admins fix what they see, so it must be current); on
+    PostgreSQL the transaction is READ ONLY as well.
+    """
+    bind: Engine = database.primary
+    if database.backend == "postgresql":
+        bind = bind.execution_options(postgresql_readonly=True)
+    sessions = sessionmaker(bind=bind, expire_on_commit=False)
+    event.listen(sessions, "before_flush", _refuse_flush)
+    return sessions
+
+
+def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
+    raise StudioReadOnlyError("the Studio's table views are read-only")
