@@ -1,0 +1,458 @@
+"""The public feed: one Core ``SELECT`` of columns per page, keyset-paged, never a scan.
+
+Every sort lists *every* app in the feed (public, not archived, not deleted, ready or
+deployed), so a walk through all pages returns each exactly once and ``total`` is the
+same for every sort. The WHERE clause is ``text(FEED_PREDICATE)`` verbatim so SQLite and
+PostgreSQL match the partial ``ix_apps_feed_*`` indexes: a first page of ``recent``,
+``updated``, and all-time ``popular`` / ``viewed`` is a walk down an index, no sort.
+
+Sorts and their keys (descending; ties broken by the next key):
+
+- ``recent``: ``(created_at, id)``; ``updated``: ``(updated_at, id)``.
+- ``popular`` / ``viewed`` over ``all``: the app row's ``star_count`` / ``view_count``,
+  then ``id``.
+- ``popular`` / ``viewed`` over ``today`` / ``week`` / ``month``, and ``trending``: a
+  *score* summed from ``app_daily_stats`` over the window, then ``created_at``, ``id``.
+  Apps with activity in the window come first (from the rollups), then the rest of the
+  feed, newest first (``ix_apps_feed_recent``) — score 0.
+
+Trending score, with ``age`` = whole UTC days before the reference day (today = 0)::
+
+    score = sum over days of (10 * stars + views) * floor(100000 / (age + 2) ** 2)
+
+a gravity decay: today's activity weighs 25000, yesterday's 11111, a week ago 1234, a
+month ago 97, and nothing after 314 days (so ``all`` means those 315 days). It is
+integer arithmetic, identical on both backends.
+
+A period's window is pinned by the first page: its reference day travels in the
+cursor, so a walk that crosses midnight keeps its window, and counts that only grow
+(new stars, views) move apps up, never back into pages already seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Select,
+    SQLColumnExpression,
+    TextClause,
+    and_,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import Subquery
+
+from stich.analytics.models import AppDailyStats
+from stich.analytics.sql import days_before
+from stich.apps.models import FEED_PREDICATE, App
+from stich.db.pagination import decode_cursor, encode_cursor
+from stich.errors import InvalidInput
+from stich.gallery import search
+from stich.gallery.models import Favorite, FeedCount, Star
+from stich.users.models import User
+
+Column = SQLColumnExpression[Any]
+Criterion = ColumnElement[bool] | TextClause
+
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 20
+# Above this many matches a search's total is reported as this many, marked inexact.
+SEARCH_COUNT_CAP = 1000
+
+STAR_WEIGHT = 10
+TRENDING_SCALE = 100_000
+# The oldest age (days) whose trending weight floor(SCALE / (age + 2)^2) is still > 0.
+TRENDING_HORIZON_DAYS = 315
+
+
+class FeedSort(StrEnum):
+    RECENT = "recent"
+    UPDATED = "updated"
+    POPULAR = "popular"
+    VIEWED = "viewed"
+    TRENDING = "trending"
+
+
+class FeedPeriod(StrEnum):
+    TODAY = "today"
+    WEEK = "week"
+    MONTH = "month"
+    ALL = "all"
+
+
+PERIOD_DAYS = {FeedPeriod.TODAY: 1, FeedPeriod.WEEK: 7, FeedPeriod.MONTH: 30}
+
+
+@dataclass(frozen=True)
+class FeedRequest:
+    sort: FeedSort = FeedSort.RECENT
+    period: FeedPeriod = FeedPeriod.ALL
+    framework: str | None = None
+    search_terms: tuple[str, ...] = ()
+    limit: int = DEFAULT_LIMIT
+    cursor: str | None = None
+
+    @property
+    def cursor_scope(self) -> str:
+        """What a cursor is valid for: this sort, period and filter set, nothing else."""
+        digest = search.terms_digest(list(self.search_terms)) if self.search_terms else ""
+        return f"feed:{self.sort}:{self.period}:{self.framework or ''}:{digest}"
+
+    @property
+    def scored(self) -> bool:
+        """Whether the order comes from the daily rollups (a windowed score)."""
+        return self.sort is FeedSort.TRENDING or (
+            self.sort in (FeedSort.POPULAR, FeedSort.VIEWED) and self.period is not FeedPeriod.ALL
+        )
+
+
+@dataclass(frozen=True)
+class GalleryRow:
+    """One app as the gallery shows it: public-safe columns, author, counts, viewer flags."""
+
+    id: str
+    title: str
+    description: str | None
+    icon: str | None
+    framework: str | None
+    screenshot_url: str | None
+    deployment_url: str | None
+    created_at: datetime
+    updated_at: datetime
+    star_count: int
+    view_count: int
+    fork_count: int
+    favorite_count: int
+    author_username: str | None
+    author_display_name: str | None
+    author_avatar_url: str | None
+    starred: bool | None = None
+    favorited: bool | None = None
+    score: int | None = None
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    items: list[GalleryRow]
+    next_cursor: str | None
+    has_more: bool
+    total: int
+    total_exact: bool
+
+
+_APP_COLUMNS = (
+    App.id,
+    App.title,
+    App.description,
+    App.icon,
+    App.framework,
+    App.screenshot_url,
+    App.deployment_url,
+    App.created_at,
+    App.updated_at,
+    App.star_count,
+    App.view_count,
+    App.fork_count,
+    App.favorite_count,
+)
+
+
+def _authors() -> Subquery:
+    # Only author_* names leave this subquery, so the unqualified column names of
+    # FEED_PREDICATE (deleted_at, status, ...) still resolve to apps alone.
+    return (
+        select(
+            User.id.label("author_id"),
+            User.username.label("author_username"),
+            User.display_name.label("author_display_name"),
+            User.avatar_url.label("author_avatar_url"),
+        )
+        .select_from(User)
+        .subquery("authors")
+    )
+
+
+def item_columns(authors: Subquery, viewer_id: str | None) -> list[Any]:
+    """The columns of a :class:`GalleryRow`; with a viewer, its star/favorite flags too."""
+    columns: list[Any] = [
+        *_APP_COLUMNS,
+        authors.c.author_username,
+        authors.c.author_display_name,
+        authors.c.author_avatar_url,
+    ]
+    if viewer_id is not None:
+        columns.append(
+            exists()
+            .where(Star.user_id == viewer_id, Star.app_id == App.id)
+            .correlate_except(Star)  # "my stars" joins stars itself
+            .label("starred")
+        )
+        columns.append(
+            exists()
+            .where(Favorite.user_id == viewer_id, Favorite.app_id == App.id)
+            .correlate_except(Favorite)
+            .label("favorited")
+        )
+    return columns
+
+
+def gallery_select(viewer_id: str | None, *extra: Any) -> Select[Any]:
+    """``SELECT`` item columns ``FROM apps LEFT JOIN authors``; callers add the rest."""
+    authors = _authors()
+    return select(*item_columns(authors, viewer_id), *extra).select_from(
+        App.__table__.outerjoin(authors, authors.c.author_id == App.user_id)
+    )
+
+
+def to_row(row: Any, *, score: int | None = None) -> GalleryRow:
+    mapping = row._mapping
+    return GalleryRow(
+        **{column.key: mapping[column.key] for column in _APP_COLUMNS},
+        author_username=mapping["author_username"],
+        author_display_name=mapping["author_display_name"],
+        author_avatar_url=mapping["author_avatar_url"],
+        starred=bool(mapping["starred"]) if "starred" in mapping else None,
+        favorited=bool(mapping["favorited"]) if "favorited" in mapping else None,
+        score=score,
+    )
+
+
+def descending_after(columns: list[Column], values: list[Any]) -> ColumnElement[bool]:
+    """Rows after ``values`` in ``ORDER BY columns DESC``, with a redundant bound on the
+    leading column so every planner starts its index range there (page 200 costs what
+    page 1 does)."""
+    clauses: list[ColumnElement[bool]] = []
+    for i, column in enumerate(columns):
+        equal_prefix = [columns[j] == values[j] for j in range(i)]
+        clauses.append(and_(*equal_prefix, column < values[i]))
+    return and_(columns[0] <= values[0], or_(*clauses))
+
+
+def _score_contribution(sort: FeedSort, reference: date) -> Column:
+    if sort is FeedSort.POPULAR:
+        return AppDailyStats.stars
+    if sort is FeedSort.VIEWED:
+        return AppDailyStats.views
+    age = days_before(reference, AppDailyStats.day)
+    weight = literal(TRENDING_SCALE, Integer) // ((age + 2) * (age + 2))
+    return cast(STAR_WEIGHT * AppDailyStats.stars + AppDailyStats.views, BigInteger) * weight
+
+
+def _has_activity(sort: FeedSort) -> ColumnElement[bool]:
+    """True for a rollup row that adds to the score (every contribution is >= 0)."""
+    if sort is FeedSort.POPULAR:
+        return AppDailyStats.stars > 0
+    if sort is FeedSort.VIEWED:
+        return AppDailyStats.views > 0
+    return or_(AppDailyStats.stars > 0, AppDailyStats.views > 0)
+
+
+def period_start(sort: FeedSort, period: FeedPeriod, reference: date) -> date:
+    """The first day of the window a windowed sort counts, ending on ``reference``."""
+    days = PERIOD_DAYS.get(period, TRENDING_HORIZON_DAYS)
+    if sort is FeedSort.TRENDING:
+        days = min(days, TRENDING_HORIZON_DAYS)
+    return reference - timedelta(days=days - 1)
+
+
+# sort -> (the GalleryRow field it orders by, that value's type in a cursor, the
+# suffix of its ix_apps_feed_* / ix_apps_feed_fw_* index)
+_COUNTER_SORTS: dict[FeedSort, tuple[str, type, str]] = {
+    FeedSort.RECENT: ("created_at", datetime, "recent"),
+    FeedSort.UPDATED: ("updated_at", datetime, "updated"),
+    FeedSort.POPULAR: ("star_count", int, "popular"),
+    FeedSort.VIEWED: ("view_count", int, "viewed"),
+}
+
+
+class FeedQuery:
+    """Builds and runs the statements of one feed page (see the module doc)."""
+
+    def __init__(self, session: Session, request: FeedRequest, viewer_id: str | None) -> None:
+        self.session = session
+        self.request = request
+        self.viewer_id = viewer_id
+        self.dialect = session.get_bind().dialect.name
+
+    # -- filters -----------------------------------------------------------------------
+
+    def _filters(self) -> list[Criterion]:
+        filters: list[Criterion] = [text(FEED_PREDICATE)]
+        if self.request.framework is not None:
+            filters.append(App.framework == self.request.framework)
+        if self.request.search_terms:
+            filters.append(search.matches(list(self.request.search_terms), self.dialect))
+        return filters
+
+    def _walk(self, stmt: Select[Any], sort_index: str) -> Select[Any]:
+        """Pin SQLite to the feed index of the sort (and framework).
+
+        Without statistics SQLite's planner prefers ``ix_apps_deleted_at`` for the
+        ``deleted_at IS NULL`` term and then sorts the whole feed; ``INDEXED BY`` makes
+        the page a walk down the partial index, and fails loudly (rather than silently
+        scanning) should the WHERE clause ever stop implying the index's predicate. A
+        search is driven from the full-text index instead, so it gets no hint.
+        PostgreSQL's planner has statistics and needs no hint.
+        """
+        if self.request.search_terms:
+            return stmt
+        scope = "fw_" if self.request.framework is not None else ""
+        return stmt.with_hint(App, f"INDEXED BY ix_apps_feed_{scope}{sort_index}", "sqlite")
+
+    # -- pages -------------------------------------------------------------------------
+
+    def page(self, today: date) -> FeedPage:
+        rows, next_cursor = (
+            self._scored_page(today) if self.request.scored else self._counter_page()
+        )
+        total, exact = self.total()
+        return FeedPage(
+            items=rows,
+            next_cursor=next_cursor,
+            has_more=next_cursor is not None,
+            total=total,
+            total_exact=exact,
+        )
+
+    def counter_statement(self) -> Select[Any]:
+        """The page query of ``recent``, ``updated`` and all-time ``popular`` / ``viewed``
+        (limit + 1 rows: the extra one says whether there is a next page)."""
+        request = self.request
+        field, kind, index = _COUNTER_SORTS[request.sort]
+        sort_column: Column = getattr(App, field)
+        stmt = self._walk(gallery_select(self.viewer_id), index).where(*self._filters())
+        if request.cursor is not None:
+            value, app_id = decode_cursor(request.cursor, request.cursor_scope, (kind, str))
+            stmt = stmt.where(descending_after([sort_column, App.id], [value, app_id]))
+        return stmt.order_by(sort_column.desc(), App.id.desc()).limit(request.limit + 1)
+
+    def _counter_page(self) -> tuple[list[GalleryRow], str | None]:
+        request = self.request
+        field = _COUNTER_SORTS[request.sort][0]
+        counts = request.sort in (FeedSort.POPULAR, FeedSort.VIEWED)
+        rows = [
+            to_row(r, score=r._mapping[field] if counts else None)
+            for r in self.session.execute(self.counter_statement())
+        ]
+        if len(rows) <= request.limit:
+            return rows, None
+        rows = rows[: request.limit]
+        last = rows[-1]
+        return rows, encode_cursor(request.cursor_scope, [getattr(last, field), last.id])
+
+    def _scored_page(self, today: date) -> tuple[list[GalleryRow], str | None]:
+        """Apps with a score in the window first (from the rollups), then the rest."""
+        request = self.request
+        reference, after_score = today, None
+        if request.cursor is not None:
+            reference, after_score = self._decode_scored_cursor(today)
+        start = period_start(request.sort, request.period, reference)
+        wanted = request.limit + 1
+        rows: list[GalleryRow] = []
+        if after_score is None or after_score[0] > 0:
+            rows = self._active(reference, start, after_score, wanted)
+        if len(rows) < wanted:
+            tail_after = after_score[1:] if after_score and after_score[0] == 0 else None
+            rows += self._inactive(start, reference, tail_after, wanted - len(rows))
+        if len(rows) <= request.limit:
+            return rows, None
+        rows = rows[: request.limit]
+        last = rows[-1]
+        cursor = encode_cursor(
+            request.cursor_scope, [reference.isoformat(), last.score, last.created_at, last.id]
+        )
+        return rows, cursor
+
+    def _decode_scored_cursor(self, today: date) -> tuple[date, tuple[int, datetime, str]]:
+        reference_text, score, created_at, app_id = decode_cursor(
+            self.request.cursor or "", self.request.cursor_scope, (str, int, datetime, str)
+        )
+        try:
+            reference = date.fromisoformat(reference_text)
+        except ValueError:
+            reference = None
+        if reference is None or reference > today or score < 0:
+            raise InvalidInput(
+                "cursor is not valid for this listing; use next_cursor from the previous "
+                "page with the same sort and filters",
+                code="invalid_cursor",
+            )
+        return reference, (score, created_at, app_id)
+
+    def _active(
+        self,
+        reference: date,
+        start: date,
+        after_score: tuple[int, datetime, str] | None,
+        limit: int,
+    ) -> list[GalleryRow]:
+        contribution = _score_contribution(self.request.sort, reference)
+        scores = (
+            select(
+                AppDailyStats.app_id.label("scored_app_id"),
+                cast(func.sum(contribution), BigInteger).label("score"),
+            )
+            .where(AppDailyStats.day >= start, AppDailyStats.day <= reference)
+            .group_by(AppDailyStats.app_id)
+            .having(func.sum(contribution) > 0)
+            .subquery("scores")
+        )
+        stmt = (
+            gallery_select(self.viewer_id, scores.c.score)
+            .join(scores, scores.c.scored_app_id == App.id)
+            .where(*self._filters())
+        )
+        order: list[Column] = [scores.c.score, App.created_at, App.id]
+        if after_score is not None:
+            stmt = stmt.where(descending_after(order, list(after_score)))
+        stmt = stmt.order_by(*(column.desc() for column in order)).limit(limit)
+        return [to_row(r, score=int(r._mapping["score"])) for r in self.session.execute(stmt)]
+
+    def _inactive(
+        self,
+        start: date,
+        reference: date,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[GalleryRow]:
+        active = exists().where(
+            AppDailyStats.app_id == App.id,
+            AppDailyStats.day >= start,
+            AppDailyStats.day <= reference,
+            _has_activity(self.request.sort),
+        )
+        stmt = self._walk(gallery_select(self.viewer_id), "recent")
+        stmt = stmt.where(*self._filters(), ~active)
+        if after is not None:
+            stmt = stmt.where(descending_after([App.created_at, App.id], list(after)))
+        stmt = stmt.order_by(App.created_at.desc(), App.id.desc()).limit(limit)
+        return [to_row(r, score=0) for r in self.session.execute(stmt)]
+
+    # -- total -------------------------------------------------------------------------
+
+    def total(self) -> tuple[int, bool]:
+        """Exact from the maintained counts; a search counts its matches up to a cap."""
+        if not self.request.search_terms:
+            framework = self.request.framework
+            scope = "all" if framework is None else f"framework:{framework}"
+            count = self.session.execute(
+                select(FeedCount.app_count).where(FeedCount.scope == scope)
+            ).scalar_one_or_none()
+            return max(count or 0, 0), True
+        matching = select(literal(1)).select_from(App).where(*self._filters())
+        capped = matching.limit(SEARCH_COUNT_CAP + 1).subquery()
+        count = self.session.execute(select(func.count()).select_from(capped)).scalar_one()
+        return min(count, SEARCH_COUNT_CAP), count <= SEARCH_COUNT_CAP

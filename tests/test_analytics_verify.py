@@ -1,0 +1,151 @@
+"""`stich db verify [--repair]`, run as an operator would: a separate process on a real
+database that someone (or something) has knocked out of true."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from sqlalchemy import text, update
+
+from stich.analytics.models import AppDailyBreakdown, AppDailyStats
+from stich.analytics.recount import CHECKS
+from stich.analytics.service import AnalyticsService
+from stich.analytics.viewer import Viewer
+from stich.apps.models import App
+from stich.auth.principal import Principal
+from stich.crypto.tokens import KeyedHasher
+from stich.db import Database
+from stich.gallery.models import FeedCount
+from stich.gallery.repository import Reaction
+from stich.gallery.service import GalleryService
+from tests.conftest import TEST_SERVER_KEY
+from tests.factories import make_user
+from tests.gallery_support import make_app
+
+DAY = date(2026, 10, 5)
+AT = datetime(2026, 10, 5, 12, tzinfo=UTC)
+
+
+def _stich(database_url: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STICH_")}
+    return subprocess.run(
+        [sys.executable, "-m", "stich.cli", "--database-url", database_url, *args],
+        cwd=cwd,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _activity(db: Database) -> tuple[str, str]:
+    alice, bob = make_user(db), make_user(db)
+    app_id = make_app(db, alice.user_id, title="Counted", framework="react")
+    fork = make_app(db, bob.user_id, title="Fork")
+    with db.write() as uow:
+        uow.session.execute(update(App).where(App.id == fork).values(parent_app_id=app_id))
+        uow.session.execute(update(App).where(App.id == app_id).values(fork_count=1))
+    with db.write() as uow:
+        gallery = GalleryService(uow.session, clock=lambda: AT)
+        gallery.react(Reaction.STAR, Principal.user(bob.user_id), app_id, on=True)
+        gallery.react(Reaction.FAVORITE, Principal.user(bob.user_id), app_id, on=True)
+        analytics = AnalyticsService(uow.session, KeyedHasher(TEST_SERVER_KEY.encode()))
+        for n in range(3):
+            viewer = Viewer(client_ip=f"192.0.2.{n}", user_agent="Mozilla/5.0 (X11; Linux)")
+            analytics.record_view(None, app_id, viewer, referrer="https://a.example/", at=AT)
+    return app_id, fork
+
+
+def _knock_out_of_true(db: Database, app_id: str, backend: str) -> None:
+    with db.write() as uow:
+        s = uow.session
+        s.execute(
+            update(App)
+            .where(App.id == app_id)
+            .values(star_count=7, favorite_count=0, view_count=1, fork_count=0)
+        )
+        s.execute(update(AppDailyStats).values(views=99, unique_viewers=0, stars=0))
+        s.execute(update(AppDailyBreakdown).values(views=5))
+        s.execute(update(FeedCount).where(FeedCount.scope == "all").values(app_count=40))
+        if backend == "sqlite":  # an edit the full-text index never heard of
+            s.execute(text("DROP TRIGGER apps_fts_update"))
+            s.execute(update(App).where(App.id == app_id).values(title="Renamed"))
+
+
+def _drift(db: Database) -> list[str]:
+    found: list[str] = []
+    for check in CHECKS:
+        with db.write() if check.needs_write else db.read() as uow:
+            found += [drift.describe() for drift in check.find(uow.session)]
+    return found
+
+
+def test_verify_reports_nothing_on_a_true_database(
+    db: Database, database_url: str, tmp_path: Path
+) -> None:
+    _activity(db)
+    result = _stich(database_url, "db", "verify", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "stars: no drift" in result.stdout
+    assert "daily rollups: no drift" in result.stdout
+    assert "drifts" not in result.stdout
+
+
+def test_verify_reports_each_drift_and_repair_fixes_them_all(
+    db: Database, database_url: str, tmp_path: Path, backend: str
+) -> None:
+    app_id, _fork = _activity(db)
+    _knock_out_of_true(db, app_id, backend)
+
+    found = _stich(database_url, "db", "verify", cwd=tmp_path)
+    assert found.returncode == 1
+    out = found.stdout
+    assert f"stars: {app_id}: star_count is 7, recount 1" in out
+    assert f"favorites: {app_id}: favorite_count is 0, recount 1" in out
+    assert f"views: {app_id}: view_count is 1, recount 3" in out
+    assert f"forks: {app_id}: fork_count is 0, recount 1" in out
+    assert f"daily rollups: {app_id} {DAY}: views is 99, recount 3" in out
+    assert f"daily rollups: {app_id} {DAY}: unique_viewers is 0, recount 3" in out
+    assert f"daily rollups: {app_id} {DAY}: stars is 0, recount 1" in out
+    assert f"referrer and device rollups: {app_id} {DAY} referrer https://a.example" in out
+    assert "feed totals: all: app_count is 40, recount 2" in out
+    assert "run with --repair" in out
+    if backend == "sqlite":
+        assert "search index: apps_fts: does not match" in out
+
+    repaired = _stich(database_url, "db", "verify", "--repair", "--batch-size", "1", cwd=tmp_path)
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert "stars: repaired 1 drifts, 0 left" in repaired.stdout
+    assert "repairing" in repaired.stderr  # the progress bar
+    assert _drift(db) == []
+    with db.read() as uow:
+        app = uow.session.get_one(App, app_id)
+        counters = (app.star_count, app.favorite_count, app.view_count, app.fork_count)
+    assert counters == (1, 1, 3, 1)
+    again = _stich(database_url, "db", "verify", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout
+
+
+def test_repair_recounts_inside_its_own_transaction(db: Database) -> None:
+    """A drift found earlier is repaired to the count at repair time, not the stale one."""
+    app_id, _ = _activity(db)
+    with db.write() as uow:
+        uow.session.execute(update(App).where(App.id == app_id).values(star_count=50))
+    stars = next(check for check in CHECKS if check.name == "stars")
+    with db.read() as uow:
+        drifts = stars.find(uow.session)
+    assert [(d.stored, d.actual) for d in drifts] == [(50, 1)]
+    carol = make_user(db)
+    with db.write() as uow:  # a star arrives between the check and the repair
+        GalleryService(uow.session).react(
+            Reaction.STAR, Principal.user(carol.user_id), app_id, on=True
+        )
+    with db.write() as uow:
+        stars.repair(uow.session, drifts)
+    with db.read() as uow:
+        assert uow.session.get_one(App, app_id).star_count == 2
