@@ -107,7 +107,9 @@ def test_verify_reports_each_drift_and_repair_fixes_them_all(
     out = found.stdout
     assert f"stars: {app_id}: star_count is 7, recount 1" in out
     assert f"favorites: {app_id}: favorite_count is 0, recount 1" in out
-    assert f"views: {app_id}: view_count is 1, recount 3" in out
+    # The view counter is checked against the rollups (they outlive raw events), which
+    # are themselves off here; --repair fixes the rollups first, then the counter.
+    assert f"views: {app_id}: view_count is 1, recount 99" in out
     assert f"forks: {app_id}: fork_count is 0, recount 1" in out
     assert f"daily rollups: {app_id} {DAY}: views is 99, recount 3" in out
     assert f"daily rollups: {app_id} {DAY}: unique_viewers is 0, recount 3" in out

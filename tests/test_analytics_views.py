@@ -266,3 +266,29 @@ def test_record_detail_view_is_what_get_app_calls(db: Database, settings: Settin
         assert client.get("/detail-probe/nope").json() == {"counted": False}
     assert _view_count(db, public) == 2
     assert _view_count(db, private) == 0
+
+
+def test_reading_a_public_app_page_counts_one_view(client: TestClient, db: Database) -> None:
+    """GET /apps/{id} records a view of a public app, de-duplicated per viewer and window;
+    the owner reading their private app records none."""
+    owner = make_user(db)
+    created = client.post(
+        "/api/apps", json={"title": "Seen", "visibility": "public"}, headers=owner.headers
+    )
+    app_id = created.json()["id"]
+    for status in ("generating", "ready"):
+        moved = client.post(
+            f"/api/apps/{app_id}/status", json={"status": status}, headers=owner.headers
+        )
+        assert moved.status_code == 200, moved.text
+    private = client.post("/api/apps", json={"title": "Hidden"}, headers=owner.headers).json()
+
+    visitor = {"user-agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0"}
+    for _ in range(3):
+        assert client.get(f"/api/apps/{app_id}", headers=visitor).status_code == 200
+    assert client.get(f"/api/apps/{private['id']}", headers=owner.headers).status_code == 200
+
+    with db.read() as uow:
+        counts = {row[0]: row[1] for row in uow.session.execute(select(App.id, App.view_count))}
+    assert counts[app_id] == 1
+    assert counts[private["id"]] == 0

@@ -18,7 +18,13 @@ def _run(
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("STICH_")}
     full_env.update(env or {})
     return subprocess.run(
-        [*STICH, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120
+        [*STICH, *args],
+        check=False,
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

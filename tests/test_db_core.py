@@ -127,7 +127,7 @@ def test_datetimes_round_trip_as_aware_utc(db: Database) -> None:
 def test_naive_datetimes_are_refused(db: Database) -> None:
     with pytest.raises(Exception, match="naive datetime"), db.write() as uow:
         user = _user("n@example.test")
-        user.locked_until = datetime(2026, 1, 1)  # noqa: DTZ001 (the point of the test)
+        user.locked_until = datetime(2026, 1, 1)  # naive on purpose
         uow.session.add(user)
         uow.session.flush()
 

@@ -53,3 +53,8 @@ def test_every_constraint_is_named() -> None:
             assert constraint.name, f"unnamed constraint on {table.name}: {constraint}"
         for index in table.indexes:
             assert index.name, f"unnamed index on {table.name}"
+
+
+def test_history_is_linear() -> None:
+    # Parallel branches must be merged or re-chained before they land.
+    assert len(migrate.head_revisions()) == 1

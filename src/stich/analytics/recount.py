@@ -10,11 +10,15 @@ writes a value that was already stale when it was read.
 
 The definitions (the same ones the services maintain):
 
-- ``apps.star_count`` / ``favorite_count`` / ``view_count``: rows in ``stars`` /
-  ``favorites`` / ``app_views`` for the app; ``fork_count``: its live (not deleted) forks.
+- ``apps.star_count`` / ``favorite_count``: rows in ``stars`` / ``favorites`` for the app;
+  ``fork_count``: its live (not deleted) forks; ``view_count``: the sum of its daily
+  rollups' views (raw view events are purged after their retention period, the rollups
+  keep the history).
 - ``app_daily_stats``: per app and UTC day, ``views`` = view rows, ``unique_viewers`` =
-  distinct viewer keys, ``stars`` = standing stars given that day.
-- ``app_daily_breakdowns``: view rows per app, day and referrer origin / device type.
+  distinct viewer keys (for the days whose raw events are still all retained), ``stars``
+  = standing stars given that day (every day).
+- ``app_daily_breakdowns``: view rows per app, day and referrer origin / device type
+  (retained days only).
 - ``gallery_feed_counts``: apps matching the feed predicate, overall and per framework.
 - SQLite's full-text index agrees with ``apps`` (FTS5 ``integrity-check``).
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, Select, bindparam, func, select, text, update
@@ -129,7 +134,13 @@ class AppCounterCheck:
 DailyValues = tuple[int, int, int]  # views, unique viewers, stars
 
 
-def _daily_recount(session: Session, app_ids: Sequence[str] | None) -> dict[Key, DailyValues]:
+def _start_of(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _daily_recount(
+    session: Session, app_ids: Sequence[str] | None, views_since: date | None = None
+) -> dict[Key, DailyValues]:
     view_day = utc_day(AppView.viewed_at)
     views = select(
         AppView.app_id,
@@ -137,6 +148,8 @@ def _daily_recount(session: Session, app_ids: Sequence[str] | None) -> dict[Key,
         func.count(),
         func.count(AppView.viewer_key.distinct()),
     ).group_by(AppView.app_id, view_day)
+    if views_since is not None:
+        views = views.where(AppView.viewed_at >= _start_of(views_since))
     star_day = utc_day(Star.created_at)
     stars = select(Star.app_id, star_day, func.count()).group_by(Star.app_id, star_day)
     if app_ids is not None:
@@ -155,11 +168,18 @@ _DAILY_FIELDS = ("views", "unique_viewers", "stars")
 
 @dataclass(frozen=True)
 class DailyStatsCheck:
+    """Rollups against the events. ``views_since``: the first day whose raw view events
+    are all still retained; older days' views are history the rollups alone keep."""
+
     name: str = "daily rollups"
     needs_write: bool = False
+    views_since: date | None = None
+
+    def _views_known(self, day: date) -> bool:
+        return self.views_since is None or day >= self.views_since
 
     def find(self, session: Session) -> list[Drift]:
-        recount = _daily_recount(session, None)
+        recount = _daily_recount(session, None, self.views_since)
         stored: dict[Key, DailyValues] = {
             (r[0], r[1]): (r[2], r[3], r[4])
             for r in session.execute(
@@ -175,34 +195,43 @@ class DailyStatsCheck:
         drifts: list[Drift] = []
         for key in sorted(recount.keys() | stored.keys()):
             have, want = stored.get(key, (0, 0, 0)), recount.get(key, (0, 0, 0))
+            fields = _DAILY_FIELDS if self._views_known(key[1]) else ("stars",)
             for field, s, a in zip(_DAILY_FIELDS, have, want, strict=True):
-                if s != a:
+                if field in fields and s != a:
                     drifts.append(Drift(self.name, key, field, s, a))
         return drifts
 
     def repair(self, session: Session, drifts: Sequence[Drift]) -> None:
         keys = sorted({drift.key for drift in drifts})
-        fresh = _daily_recount(session, sorted({app_id for app_id, _ in keys}))
-        rows = [
-            dict(
-                zip(
-                    ("app_id", "day", *_DAILY_FIELDS),
-                    (*key, *fresh.get(key, (0, 0, 0))),
-                    strict=True,
+        fresh = _daily_recount(session, sorted({app_id for app_id, _ in keys}), self.views_since)
+        for known in (True, False):
+            group = [key for key in keys if self._views_known(key[1]) is known]
+            if not group:
+                continue
+            rows = [
+                dict(
+                    zip(
+                        ("app_id", "day", *_DAILY_FIELDS),
+                        (*key, *fresh.get(key, (0, 0, 0))),
+                        strict=True,
+                    )
+                )
+                for key in group
+            ]
+            # Days past view retention: only stars can be recounted; views stay history.
+            fields = _DAILY_FIELDS if known else ("stars",)
+            stmt = insert_for(session, AppDailyStats).values(rows)
+            session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["app_id", "day"],
+                    set_={field: getattr(stmt.excluded, field) for field in fields},
                 )
             )
-            for key in keys
-        ]
-        stmt = insert_for(session, AppDailyStats).values(rows)
-        session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["app_id", "day"],
-                set_={field: getattr(stmt.excluded, field) for field in _DAILY_FIELDS},
-            )
-        )
 
 
-def _breakdown_recount(session: Session, app_ids: Sequence[str] | None) -> dict[Key, int]:
+def _breakdown_recount(
+    session: Session, app_ids: Sequence[str] | None, views_since: date | None = None
+) -> dict[Key, int]:
     day = utc_day(AppView.viewed_at)
     referrer = func.coalesce(AppView.referrer_origin, "")
     recount: dict[Key, int] = {}
@@ -214,6 +243,8 @@ def _breakdown_recount(session: Session, app_ids: Sequence[str] | None) -> dict[
         stmt = select(AppView.app_id, day, value, func.count()).group_by(AppView.app_id, day, value)
         if app_ids is not None:
             stmt = stmt.where(AppView.app_id.in_(app_ids))
+        if views_since is not None:
+            stmt = stmt.where(AppView.viewed_at >= _start_of(views_since))
         for app_id, d, v, n in session.execute(stmt):
             recount[(app_id, d, dimension, str(getattr(v, "value", v)))] = int(n)
     return recount
@@ -223,13 +254,16 @@ def _breakdown_recount(session: Session, app_ids: Sequence[str] | None) -> dict[
 class BreakdownCheck:
     name: str = "referrer and device rollups"
     needs_write: bool = False
+    views_since: date | None = None  # as for DailyStatsCheck
 
     def find(self, session: Session) -> list[Drift]:
-        recount = _breakdown_recount(session, None)
+        recount = _breakdown_recount(session, None, self.views_since)
         t = AppDailyBreakdown
+        stored_rows = select(t.app_id, t.day, t.dimension, t.value, t.views)
+        if self.views_since is not None:
+            stored_rows = stored_rows.where(t.day >= self.views_since)
         stored: dict[Key, int] = {
-            (r[0], r[1], r[2], r[3]): r[4]
-            for r in session.execute(select(t.app_id, t.day, t.dimension, t.value, t.views))
+            (r[0], r[1], r[2], r[3]): r[4] for r in session.execute(stored_rows)
         }
         return [
             Drift(self.name, key, "views", stored.get(key, 0), recount.get(key, 0))
@@ -239,7 +273,7 @@ class BreakdownCheck:
 
     def repair(self, session: Session, drifts: Sequence[Drift]) -> None:
         keys = sorted({drift.key for drift in drifts}, key=str)
-        fresh = _breakdown_recount(session, sorted({key[0] for key in keys}))
+        fresh = _breakdown_recount(session, sorted({key[0] for key in keys}), self.views_since)
         rows = [
             dict(
                 zip(
@@ -336,16 +370,41 @@ class SearchIndexCheck:
 
 _live_forks = _per_app(App.parent_app_id, App.parent_app_id.is_not(None), App.deleted_at.is_(None))
 
-CHECKS: list[Check] = [
-    AppCounterCheck("stars", App.star_count, _per_app(Star.app_id)),
-    AppCounterCheck("favorites", App.favorite_count, _per_app(Favorite.app_id)),
-    AppCounterCheck("views", App.view_count, _per_app(AppView.app_id)),
-    AppCounterCheck("forks", App.fork_count, _live_forks),
-    DailyStatsCheck(),
-    BreakdownCheck(),
-    FeedCountCheck(),
-    SearchIndexCheck(),
-]
+
+def _rollup_views(app_ids: Sequence[str] | None) -> Select[str, int]:
+    stmt = select(AppDailyStats.app_id.label("app_id"), func.sum(AppDailyStats.views).label("n"))
+    if app_ids is not None:
+        stmt = stmt.where(AppDailyStats.app_id.in_(app_ids))
+    return stmt.group_by(AppDailyStats.app_id)
+
+
+def verification_checks(
+    view_retention_days: int | None = None, *, now: datetime | None = None
+) -> list[Check]:
+    """Every check, in dependency order (events -> rollups -> counters).
+
+    With a view retention, raw view events older than it may have been purged
+    (``stich maintenance run``); only days after the retention boundary, all of whose
+    events remain, are recounted from them.
+    """
+    views_since = None
+    if view_retention_days is not None:
+        boundary = (now or datetime.now(UTC)) - timedelta(days=view_retention_days)
+        views_since = boundary.date() + timedelta(days=1)
+    return [
+        AppCounterCheck("stars", App.star_count, _per_app(Star.app_id)),
+        AppCounterCheck("favorites", App.favorite_count, _per_app(Favorite.app_id)),
+        AppCounterCheck("forks", App.fork_count, _live_forks),
+        DailyStatsCheck(views_since=views_since),
+        BreakdownCheck(views_since=views_since),
+        AppCounterCheck("views", App.view_count, _rollup_views),
+        FeedCountCheck(),
+        SearchIndexCheck(),
+    ]
+
+
+# Everything recounted from every event (tests, and databases whose views are never purged).
+CHECKS: list[Check] = verification_checks()
 
 
 def repair_batches(drifts: Sequence[Drift], batch_size: int) -> Iterable[Sequence[Drift]]:

@@ -11,10 +11,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from stich.analytics.endpoints import record_detail_view
 from stich.api.context import RequestContext
 from stich.api.deps import Context
 from stich.apps.models import AppStatus, Visibility
@@ -161,11 +162,17 @@ def create_app(body: AppCreate, ctx: Context, principal: AnyPrincipal) -> AppOwn
     responses=_errors(404, 422),
     summary="Read an app (owner view for owners and admins)",
 )
-def get_app(app_id: AppIdPath, ctx: Context, principal: OptionalPrincipal) -> AppPublic | AppOwner:
+def get_app(
+    app_id: AppIdPath, request: Request, ctx: Context, principal: OptionalPrincipal
+) -> AppPublic | AppOwner:
     # Anonymous browsing of public apps may use any replica; a principal's own apps read
     # fresh (or at its bookmark), so a just-made change is never missing.
     with ctx.read(fallback="fast" if principal is None else "fresh") as uow:
-        return _present(_service(ctx, uow.session).get(principal, app_id), principal)
+        shown = _present(_service(ctx, uow.session).get(principal, app_id), principal)
+    # Reading a public app's page counts as a view (de-duplicated per viewer and window),
+    # as in the original; private apps and bots are not counted.
+    record_detail_view(ctx, principal, app_id, referrer=request.headers.get("referer"))
+    return shown
 
 
 @router.patch(

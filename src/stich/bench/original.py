@@ -70,8 +70,11 @@ def feed_params(
 
 def analytics(backend: str) -> list[TextClause]:
     """The original's per-request analytics: aggregate the raw events every time."""
-    day_of = "DATE(viewed_at)" if backend == "sqlite" else "(viewed_at AT TIME ZONE 'UTC')::date"
-    star_day = "DATE(created_at)" if backend == "sqlite" else "(created_at AT TIME ZONE 'UTC')::date"
+
+    def day(column: str) -> str:
+        return f"DATE({column})" if backend == "sqlite" else f"({column} AT TIME ZONE 'UTC')::date"
+
+    day_of, star_day = day("viewed_at"), day("created_at")
     return [
         text(
             f"SELECT {day_of} AS day, COUNT(*) AS views, COUNT(DISTINCT viewer_key) AS uniques "  # noqa: S608

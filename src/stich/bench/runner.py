@@ -94,8 +94,13 @@ class Report:
     def ratio(self, label: str, ours: Measurement, other: Measurement, kind: str) -> None:
         value = ours.p50_ms / other.p50_ms if other.p50_ms else float("inf")
         self.ratios.append(
-            {"workload": label, "kind": kind, "ours_ms": ours.p50_ms, "other_ms": other.p50_ms,
-             "ratio": value}
+            {
+                "workload": label,
+                "kind": kind,
+                "ours_ms": ours.p50_ms,
+                "other_ms": other.p50_ms,
+                "ratio": value,
+            }
         )
 
     def write_json(self, path: Path) -> None:

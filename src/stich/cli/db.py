@@ -22,7 +22,7 @@ def _url() -> str:
 
 
 @app.command()
-def upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] = "heads") -> None:
+def upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] = "head") -> None:
     """Migrate the database up to REVISION (default: the latest)."""
     migrate.upgrade(_url(), revision)
     typer.echo(f"database at {revision}")
@@ -91,12 +91,13 @@ def verify(
     rows and report every drift; exit 1 if any remain."""
     from rich.console import Console
 
-    from stich.analytics.recount import CHECKS
+    from stich.analytics.recount import verification_checks
 
     console = Console(stderr=True)
     remaining = 0
+    checks = verification_checks(state.settings().view_retention_days)
     with state.database() as db:
-        for check in CHECKS:
+        for check in checks:
             drifts = _find_drift(db, check)
             for drift in drifts:
                 typer.echo(drift.describe())
