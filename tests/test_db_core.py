@@ -186,3 +186,11 @@ def test_utc_now_is_aware() -> None:
     from stich.db.base import utcnow
 
     assert utcnow().tzinfo is UTC
+
+
+def test_objects_read_stay_usable_after_the_read_ends(db: Database) -> None:
+    with db.write() as uow:
+        uow.session.add(_user("kept@example.test"))
+    with db.read() as read:
+        user = read.session.scalars(select(User)).one()
+    assert user.email == "kept@example.test"  # loaded state survives the read's end

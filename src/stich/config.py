@@ -167,6 +167,11 @@ class Settings(BaseSettings):
     # A viewer's views of an app count once per window of this many seconds. Windows are
     # aligned to the epoch, and must divide a day so none straddles UTC midnight.
     view_dedup_window_seconds: int = Field(default=1800, ge=60, le=86400)
+    # Windowed feed rankings (popular/viewed over a period, trending) are snapshots that
+    # `stich maintenance run` rebuilds when older than the refresh interval; a first page
+    # uses a snapshot up to the max age, else computes the ranking live.
+    feed_ranking_refresh_seconds: int = Field(default=300, ge=1, le=86400)
+    feed_ranking_max_age_seconds: int = Field(default=900, ge=0, le=7 * 86400)
 
     # --- operations (docs/operations.md) ---
     # Stich Studio, the admin UI: mounted at /admin in the API app when enabled (and

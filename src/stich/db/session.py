@@ -175,9 +175,9 @@ class Database:
         )
         session.info[_UOW_KEY] = uow
         try:
+            # Leaving the block, session.close() ends the read transaction. (Not rollback():
+            # it would expire the objects the caller read, which it may still use.)
             yield uow
-            if route.connection is None:
-                session.rollback()  # nothing to keep; ends the read transaction promptly
         except DBAPIError as exc:
             if route.connection is None:
                 session.rollback()

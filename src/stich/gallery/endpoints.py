@@ -6,16 +6,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
-from stich.api.deps import Context
+from stich.api.deps import Context, get_settings
 from stich.apps.schemas import Framework
 from stich.auth.dependencies import CurrentUser, OptionalPrincipal, api_key_scopes
 from stich.auth.principal import Principal
 from stich.auth.schemas import ApiScope
+from stich.config import Settings
 from stich.gallery import search
 from stich.gallery.feed import DEFAULT_LIMIT, MAX_LIMIT, FeedPeriod, FeedRequest, FeedSort
 from stich.gallery.repository import Reaction
@@ -83,12 +85,16 @@ class PageParams(BaseModel):
 
 @router.get("/apps/public", response_model=FeedOut, responses=error_responses(401, 422))
 def public_feed(
-    params: Annotated[FeedParams, Query()], ctx: Context, principal: OptionalPrincipal
+    params: Annotated[FeedParams, Query()],
+    ctx: Context,
+    principal: OptionalPrincipal,
+    settings: Annotated[Settings, Depends(get_settings)],
 ) -> FeedOut:
     """The public gallery: every public, live, ready or deployed app, keyset-paged."""
     request = params.request()
+    max_age = timedelta(seconds=settings.feed_ranking_max_age_seconds)
     with ctx.read(fallback="fast") as uow:
-        page = GalleryService(uow.session).feed(request, principal)
+        page = GalleryService(uow.session, ranking_max_age=max_age).feed(request, principal)
     return FeedOut.from_page(page)
 
 

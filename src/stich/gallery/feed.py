@@ -58,10 +58,11 @@ from sqlalchemy.sql.selectable import Subquery
 from stich.analytics.models import AppDailyStats
 from stich.analytics.sql import days_before
 from stich.apps.models import FEED_PREDICATE, App
+from stich.db.base import utcnow
 from stich.db.pagination import decode_cursor, encode_cursor
 from stich.errors import InvalidInput
 from stich.gallery import search
-from stich.gallery.models import Favorite, FeedCount, Star
+from stich.gallery.models import Favorite, FeedCount, FeedRanking, FeedRankingSnapshot, Star
 from stich.users.models import User
 
 Column = SQLColumnExpression[Any]
@@ -71,6 +72,9 @@ MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
 # Above this many matches a search's total is reported as this many, marked inexact.
 SEARCH_COUNT_CAP = 1000
+
+# How old a ranking snapshot a first page may use (STICH_FEED_RANKING_MAX_AGE_SECONDS).
+DEFAULT_RANKING_MAX_AGE = timedelta(minutes=15)
 
 STAR_WEIGHT = 10
 TRENDING_SCALE = 100_000
@@ -241,7 +245,12 @@ def descending_after(columns: list[Column], values: list[Any]) -> ColumnElement[
     return and_(columns[0] <= values[0], or_(*clauses))
 
 
-def _score_contribution(sort: FeedSort, reference: date) -> Column:
+def ranking_name(sort: FeedSort, period: FeedPeriod) -> str:
+    """The name of a windowed ranking's snapshot (``feed_rankings.ranking``)."""
+    return f"{sort.value}:{period.value}"
+
+
+def score_contribution(sort: FeedSort, reference: date) -> Column:
     if sort is FeedSort.POPULAR:
         return AppDailyStats.stars
     if sort is FeedSort.VIEWED:
@@ -281,11 +290,19 @@ _COUNTER_SORTS: dict[FeedSort, tuple[str, type, str]] = {
 class FeedQuery:
     """Builds and runs the statements of one feed page (see the module doc)."""
 
-    def __init__(self, session: Session, request: FeedRequest, viewer_id: str | None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        request: FeedRequest,
+        viewer_id: str | None,
+        *,
+        ranking_max_age: timedelta = DEFAULT_RANKING_MAX_AGE,
+    ) -> None:
         self.session = session
         self.request = request
         self.viewer_id = viewer_id
         self.dialect = session.get_bind().dialect.name
+        self.ranking_max_age = ranking_max_age
 
     # -- filters -----------------------------------------------------------------------
 
@@ -314,9 +331,10 @@ class FeedQuery:
 
     # -- pages -------------------------------------------------------------------------
 
-    def page(self, today: date) -> FeedPage:
+    def page(self, today: date, now: datetime | None = None) -> FeedPage:
+        now = now or utcnow()
         rows, next_cursor = (
-            self._scored_page(today) if self.request.scored else self._counter_page()
+            self._scored_page(today, now) if self.request.scored else self._counter_page()
         )
         total, exact = self.total()
         return FeedPage(
@@ -353,44 +371,85 @@ class FeedQuery:
         last = rows[-1]
         return rows, encode_cursor(request.cursor_scope, [getattr(last, field), last.id])
 
-    def _scored_page(self, today: date) -> tuple[list[GalleryRow], str | None]:
-        """Apps with a score in the window first (from the rollups), then the rest."""
+    def _scored_page(self, today: date, now: datetime) -> tuple[list[GalleryRow], str | None]:
+        """Apps with a score in the window first (from the rollups, or from a snapshot of
+        them: see ``stich.gallery.rankings``), then the rest."""
         request = self.request
-        reference, after_score = today, None
+        reference, after_score, continuing = today, None, None
         if request.cursor is not None:
-            reference, after_score = self._decode_scored_cursor(today)
+            reference, after_score, continuing = self._decode_scored_cursor(today)
+        generation = self._snapshot_generation(reference, now, continuing)
         start = period_start(request.sort, request.period, reference)
         wanted = request.limit + 1
         rows: list[GalleryRow] = []
         if after_score is None or after_score[0] > 0:
-            rows = self._active(reference, start, after_score, wanted)
+            rows = self._active(reference, start, after_score, wanted, generation)
         if len(rows) < wanted:
             tail_after = after_score[1:] if after_score and after_score[0] == 0 else None
-            rows += self._inactive(start, reference, tail_after, wanted - len(rows))
+            rows += self._inactive(start, reference, tail_after, wanted - len(rows), generation)
         if len(rows) <= request.limit:
             return rows, None
         rows = rows[: request.limit]
         last = rows[-1]
         cursor = encode_cursor(
-            request.cursor_scope, [reference.isoformat(), last.score, last.created_at, last.id]
+            request.cursor_scope,
+            [reference.isoformat(), last.score, last.created_at, last.id, generation or 0],
         )
         return rows, cursor
 
-    def _decode_scored_cursor(self, today: date) -> tuple[date, tuple[int, datetime, str]]:
-        reference_text, score, created_at, app_id = decode_cursor(
-            self.request.cursor or "", self.request.cursor_scope, (str, int, datetime, str)
+    def _snapshot_generation(
+        self, reference: date, now: datetime, continuing: int | None
+    ) -> int | None:
+        """The snapshot generation this page walks, or None to compute the ranking live.
+
+        A first page takes the current snapshot if it was computed for ``reference`` and
+        is at most ``ranking_max_age`` old. A later page keeps the generation its cursor
+        names while it still exists (current or previous), so a walk never changes
+        snapshot midway; a walk that began live, or whose snapshot is gone, goes on live.
+        """
+        if continuing == 0:
+            return None
+        name = ranking_name(self.request.sort, self.request.period)
+        snapshot = self.session.execute(
+            select(
+                FeedRankingSnapshot.generation,
+                FeedRankingSnapshot.previous_generation,
+                FeedRankingSnapshot.reference_day,
+                FeedRankingSnapshot.computed_at,
+            ).where(FeedRankingSnapshot.ranking == name)
+        ).one_or_none()
+        if snapshot is None or snapshot.generation == 0:
+            return None
+        if continuing is not None:
+            current = continuing == snapshot.generation and snapshot.reference_day == reference
+            kept = continuing == snapshot.previous_generation
+            return continuing if current or kept else None
+        if (
+            snapshot.reference_day == reference
+            and snapshot.computed_at >= now - self.ranking_max_age
+        ):
+            return int(snapshot.generation)
+        return None
+
+    def _decode_scored_cursor(
+        self, today: date
+    ) -> tuple[date, tuple[int, datetime, str], int | None]:
+        reference_text, score, created_at, app_id, generation = decode_cursor(
+            self.request.cursor or "",
+            self.request.cursor_scope,
+            (str, int, datetime, str, int),
         )
         try:
             reference = date.fromisoformat(reference_text)
         except ValueError:
             reference = None
-        if reference is None or reference > today or score < 0:
+        if reference is None or reference > today or score < 0 or generation < 0:
             raise InvalidInput(
                 "cursor is not valid for this listing; use next_cursor from the previous "
                 "page with the same sort and filters",
                 code="invalid_cursor",
             )
-        return reference, (score, created_at, app_id)
+        return reference, (score, created_at, app_id), generation
 
     def _active(
         self,
@@ -398,8 +457,11 @@ class FeedQuery:
         start: date,
         after_score: tuple[int, datetime, str] | None,
         limit: int,
+        generation: int | None,
     ) -> list[GalleryRow]:
-        contribution = _score_contribution(self.request.sort, reference)
+        if generation is not None:
+            return self._active_from_snapshot(generation, after_score, limit)
+        contribution = score_contribution(self.request.sort, reference)
         scores = (
             select(
                 AppDailyStats.app_id.label("scored_app_id"),
@@ -421,19 +483,49 @@ class FeedQuery:
         stmt = stmt.order_by(*(column.desc() for column in order)).limit(limit)
         return [to_row(r, score=int(r._mapping["score"])) for r in self.session.execute(stmt)]
 
+    def _active_from_snapshot(
+        self, generation: int, after_score: tuple[int, datetime, str] | None, limit: int
+    ) -> list[GalleryRow]:
+        """The scored apps of a snapshot, walked down ``ix_feed_rankings_walk``; apps that
+        have since left the feed (or do not match the filters) are skipped."""
+        ranked = FeedRanking
+        stmt = (
+            gallery_select(self.viewer_id, ranked.score.label("score"))
+            .join(ranked, ranked.app_id == App.id)
+            .where(
+                ranked.ranking == ranking_name(self.request.sort, self.request.period),
+                ranked.generation == generation,
+                *self._filters(),
+            )
+            .with_hint(ranked, "INDEXED BY ix_feed_rankings_walk", "sqlite")
+        )
+        order: list[Column] = [ranked.score, ranked.created_at, ranked.app_id]
+        if after_score is not None:
+            stmt = stmt.where(descending_after(order, list(after_score)))
+        stmt = stmt.order_by(*(column.desc() for column in order)).limit(limit)
+        return [to_row(r, score=int(r._mapping["score"])) for r in self.session.execute(stmt)]
+
     def _inactive(
         self,
         start: date,
         reference: date,
         after: tuple[datetime, str] | None,
         limit: int,
+        generation: int | None = None,
     ) -> list[GalleryRow]:
-        active = exists().where(
-            AppDailyStats.app_id == App.id,
-            AppDailyStats.day >= start,
-            AppDailyStats.day <= reference,
-            _has_activity(self.request.sort),
-        )
+        if generation is not None:
+            active = exists().where(
+                FeedRanking.ranking == ranking_name(self.request.sort, self.request.period),
+                FeedRanking.generation == generation,
+                FeedRanking.app_id == App.id,
+            )
+        else:
+            active = exists().where(
+                AppDailyStats.app_id == App.id,
+                AppDailyStats.day >= start,
+                AppDailyStats.day <= reference,
+                _has_activity(self.request.sort),
+            )
         stmt = self._walk(gallery_select(self.viewer_id), "recent")
         stmt = stmt.where(*self._filters(), ~active)
         if after is not None:

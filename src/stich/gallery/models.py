@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stich.db.base import ID_LENGTH, Base, UTCDateTime, utcnow
@@ -52,4 +52,52 @@ class FeedCount(Base):
     __tablename__ = "gallery_feed_counts"
 
     scope: Mapped[str] = mapped_column(String(60), primary_key=True)
+    app_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+
+
+class FeedRanking(Base):
+    """A snapshot of one windowed ranking (``"popular:week"``, ``"trending:all"``, ...):
+    each app with a positive score in the window, as of the snapshot's reference day.
+
+    Summing ``app_daily_stats`` over a window per request costs tens to hundreds of
+    milliseconds at a hundred thousand apps; a snapshot makes a first page a 20-row
+    index walk. Snapshots are rebuilt by ``stich maintenance run`` (the ``rankings`` job)
+    into a new ``generation``; the previous generation is kept until the next rebuild so
+    walks that started on it finish on it. Without a fresh snapshot the feed computes the
+    ranking live (same order, same cursor format).
+    """
+
+    __tablename__ = "feed_rankings"
+
+    ranking: Mapped[str] = mapped_column(String(20), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, primary_key=True)
+    app_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True
+    )
+    score: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # The app's created_at, the ranking's tie-breaker, copied so the index orders fully.
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+Index(
+    "ix_feed_rankings_walk",
+    FeedRanking.ranking,
+    FeedRanking.generation,
+    FeedRanking.score,
+    FeedRanking.created_at,
+    FeedRanking.app_id,
+)
+Index("ix_feed_rankings_app_id", FeedRanking.app_id)
+
+
+class FeedRankingSnapshot(Base):
+    """The current (and previous) generation of each ranking and what it was computed for."""
+
+    __tablename__ = "feed_ranking_snapshots"
+
+    ranking: Mapped[str] = mapped_column(String(20), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, nullable=False)
+    previous_generation: Mapped[int | None] = mapped_column(Integer)
+    reference_day: Mapped[date] = mapped_column(Date, nullable=False)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     app_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)

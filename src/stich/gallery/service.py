@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -18,7 +18,13 @@ from stich.auth.principal import Principal
 from stich.db.base import utcnow
 from stich.db.pagination import Page
 from stich.errors import NotFound, Unauthorized
-from stich.gallery.feed import FeedPage, FeedQuery, FeedRequest, GalleryRow
+from stich.gallery.feed import (
+    DEFAULT_RANKING_MAX_AGE,
+    FeedPage,
+    FeedQuery,
+    FeedRequest,
+    GalleryRow,
+)
 from stich.gallery.repository import (
     GalleryRepository,
     ProfileTotals,
@@ -48,10 +54,17 @@ class Profile:
 
 
 class GalleryService:
-    def __init__(self, session: Session, *, clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        clock: Clock = utcnow,
+        ranking_max_age: timedelta = DEFAULT_RANKING_MAX_AGE,
+    ) -> None:
         self.repo = GalleryRepository(session)
         self.session = session
         self.clock = clock
+        self.ranking_max_age = ranking_max_age
 
     # -- stars and favorites -----------------------------------------------------------
 
@@ -101,8 +114,9 @@ class GalleryService:
         self, request: FeedRequest, principal: Principal | None, *, today: date | None = None
     ) -> FeedPage:
         viewer_id = principal.user_id if principal is not None and principal.is_user else None
-        query = FeedQuery(self.session, request, viewer_id)
-        return query.page(today or self.clock().astimezone(UTC).date())
+        query = FeedQuery(self.session, request, viewer_id, ranking_max_age=self.ranking_max_age)
+        now = self.clock().astimezone(UTC)
+        return query.page(today or now.date(), now)
 
     def profile(
         self, username: str, principal: Principal | None, *, limit: int, cursor: str | None

@@ -37,6 +37,7 @@ from stich.config import Settings
 from stich.db import Database
 from stich.db.base import utcnow
 from stich.errors import Invalid
+from stich.gallery import rankings
 from stich.maintenance.repository import MaintenanceRepository
 
 # The defaults of `stich auth cleanup`, whose rules (AuthRepository.purge_targets) these are.
@@ -52,6 +53,7 @@ class Cutoffs:
     apps_deleted_before: datetime
     audit_before: datetime
     views_before: datetime
+    rankings_computed_before: datetime
 
     @classmethod
     def for_settings(cls, settings: Settings, now: datetime) -> Cutoffs:
@@ -60,6 +62,7 @@ class Cutoffs:
             apps_deleted_before=now - timedelta(days=settings.app_retention_days),
             audit_before=now - timedelta(days=settings.audit_retention_days),
             views_before=now - timedelta(days=settings.view_retention_days),
+            rankings_computed_before=now - timedelta(seconds=settings.feed_ranking_refresh_seconds),
         )
 
 
@@ -106,6 +109,31 @@ class PurgeDeletedApps:
     def run_batch(self, session: Session, cutoffs: Cutoffs, limit: int) -> int:
         service = AppService(session, RequestMeta.system())
         return service.purge_batch(cutoffs.apps_deleted_before, limit).apps
+
+
+@dataclass(frozen=True)
+class RefreshRankings:
+    """Rebuild the snapshots of the windowed feed rankings that are older than the refresh
+    interval or from an earlier day (see stich.gallery.rankings). All stale rankings are
+    rebuilt in one transaction: a few seconds at a hundred thousand apps."""
+
+    name: str = "feed_rankings"
+    description: str = "Rebuild stale snapshots of the windowed feed rankings"
+
+    def due(self, session: Session, cutoffs: Cutoffs) -> int:
+        return len(self._stale(session, cutoffs))
+
+    def run_batch(self, session: Session, cutoffs: Cutoffs, limit: int) -> int:
+        names = self._stale(session, cutoffs)[:limit]
+        for name in names:
+            rankings.refresh(session, name, cutoffs.now)
+        return len(names)
+
+    @staticmethod
+    def _stale(session: Session, cutoffs: Cutoffs) -> list[str]:
+        return rankings.stale_rankings(
+            session, cutoffs.now, cutoffs.now - cutoffs.rankings_computed_before
+        )
 
 
 def _credential_rule(model: type[Any]) -> Callable[[Cutoffs], ColumnElement[bool]]:
@@ -158,6 +186,7 @@ JOBS: tuple[Job, ...] = (
         AppView,
         lambda c: AppView.viewed_at < c.views_before,
     ),
+    RefreshRankings(),
 )
 JOB_NAMES = tuple(job.name for job in JOBS)
 
