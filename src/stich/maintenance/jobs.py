@@ -114,11 +114,13 @@ class PurgeDeletedApps:
 @dataclass(frozen=True)
 class RefreshRankings:
     """Rebuild the snapshots of the windowed feed rankings that are older than the refresh
-    interval or from an earlier day (see stich.gallery.rankings). All stale rankings are
-    rebuilt in one transaction: a few seconds at a hundred thousand apps."""
+    interval or from an earlier day (see stich.gallery.rankings). One ranking per
+    transaction (up to about a second at a hundred thousand apps), so on SQLite writers
+    never queue behind a long rebuild."""
 
     name: str = "feed_rankings"
     description: str = "Rebuild stale snapshots of the windowed feed rankings"
+    max_batch: int = 1
 
     def due(self, session: Session, cutoffs: Cutoffs) -> int:
         return len(self._stale(session, cutoffs))
@@ -263,6 +265,7 @@ def _run_job(
     on_progress: Progress | None,
 ) -> None:
     started = time.perf_counter()
+    limit = min(limit, getattr(job, "max_batch", limit))  # a job may cap its transactions
     while True:
         with db.write() as uow:
             removed = job.run_batch(uow.session, cutoffs, limit)
