@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 
 run: install
 	$(BIN)/stich db upgrade
+	$(BIN)/stich seed --demo
 	$(BIN)/stich serve
 
 lint: install

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stich.errors import StichError
@@ -24,6 +26,40 @@ _HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+class ErrorOut(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorDetail
+
+
+_GENERIC_MEANINGS = {
+    400: "The request breaks a rule.",
+    401: "No valid credentials were sent.",
+    403: "The caller is known but may not do this.",
+    404: "No such resource, or one the caller may not see.",
+    409: "The change conflicts with the current state; details say more.",
+    422: "The request is malformed; the message names the parameter.",
+    423: "The account is locked for a while; see Retry-After.",
+    429: "Too many attempts; see Retry-After.",
+    503: "A dependency is not available; the message says which.",
+}
+
+
+def error_responses(
+    *statuses: int, meanings: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses an endpoint can answer (one shared body
+    model); ``meanings`` gives an area's own wording for some statuses."""
+    wording = {**_GENERIC_MEANINGS, **(meanings or {})}
+    return {s: {"model": ErrorOut, "description": wording[s]} for s in statuses}
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:

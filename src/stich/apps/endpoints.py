@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from stich.analytics.endpoints import record_detail_view
 from stich.api.context import RequestContext
 from stich.api.deps import Context
+from stich.api.errors import error_responses
 from stich.apps.models import AppStatus, Visibility
 from stich.apps.query import (
     DEFAULT_LIMIT,
@@ -68,16 +69,6 @@ router = APIRouter(
 AppIdPath = Annotated[str, Path(min_length=1, max_length=36, description="The app's id.")]
 
 
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-    details: dict[str, Any]
-
-
-class ErrorOut(BaseModel):
-    error: ErrorDetail
-
-
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     meaning = {
         400: "The request breaks a rule.",
@@ -87,7 +78,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         409: "The change conflicts with the app's state; details say what is allowed.",
         422: "The request is malformed.",
     }
-    return {s: {"model": ErrorOut, "description": meaning[s]} for s in statuses}
+    return error_responses(*statuses, meanings=meaning)
 
 
 class ListQuery(BaseModel):

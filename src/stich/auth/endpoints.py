@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from stich.api.context import RequestContext
 from stich.api.deps import Context, get_settings
+from stich.api.errors import error_responses
 from stich.auth.dependencies import AccountReader, SessionUser, key_usage
 from stich.auth.models import ApiKey
 from stich.auth.oauth import OAuthService, ProviderClient, provider_config
@@ -59,10 +60,7 @@ IdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the error statuses an endpoint can answer."""
-    return {
-        status: {"description": "Error: {error: {code, message, details}}"} for status in statuses
-    }
+    return error_responses(*statuses)
 
 
 def _auth(ctx: RequestContext, settings: Settings, session: Session) -> AuthService:

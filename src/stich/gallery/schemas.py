@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from stich.api.errors import error_responses as shared_error_responses
 from stich.gallery.feed import FeedPage, GalleryRow
 from stich.gallery.repository import ProfileTotals, ProfileUser, ReactedRow
 from stich.gallery.service import Profile
@@ -177,16 +178,6 @@ class ProfileOut(BaseModel):
         )
 
 
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-    details: dict[str, Any]
-
-
-class ErrorOut(BaseModel):
-    error: ErrorDetail
-
-
 _MEANINGS = {
     401: "No valid credentials were sent (or an account is needed).",
     403: "The caller may see the app but not this (analytics are for owners and admins).",
@@ -196,4 +187,4 @@ _MEANINGS = {
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": ErrorOut, "description": _MEANINGS[s]} for s in statuses}
+    return shared_error_responses(*statuses, meanings=_MEANINGS)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from stich.api.deps import Context
+from stich.api.errors import error_responses
 from stich.auth.dependencies import CurrentUser, api_key_scopes
 from stich.auth.schemas import ApiScope
 from stich.config import Settings
@@ -48,7 +49,7 @@ SecretId = Annotated[str, Path(pattern=r"^[0-9A-Za-z_-]{1,64}$", description="Th
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    descriptions = {
+    meanings = {
         400: "Invalid input (e.g. an expiry in the past)",
         401: "Not signed in",
         404: "No such secret for this user (another user's secrets are never visible)",
@@ -56,7 +57,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         422: "Request validation failed",
         503: "The vault has no key ring, or lacks the key this secret was encrypted under",
     }
-    return {status: {"description": descriptions[status]} for status in statuses}
+    return error_responses(*statuses, meanings=meanings)
 
 
 @router.post(
