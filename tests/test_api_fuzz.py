@@ -41,29 +41,37 @@ def test_no_input_yields_a_server_error(fuzz_app: FastAPI, db: Database) -> None
         # operations after it unauthenticated (they would only ever see 401s).
         headers = make_user(db).headers
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-
-            @given(case=operation.as_strategy(generation_mode=mode))
-            @settings(
-                max_examples=EXAMPLES_PER_OPERATION,
-                deadline=None,
-                suppress_health_check=list(HealthCheck),
-                derandomize=True,
-                database=None,
-            )
-            def check(case: schemathesis.Case, headers: dict[str, str] = headers) -> None:
-                response = case.call(headers=headers)
-                if response.status_code >= 500:
-                    failures.append(
-                        f"{case.method} {case.formatted_path} -> {response.status_code}: "
-                        f"{response.text[:300]}"
-                    )
-                elif response.status_code >= 400:
-                    assert set(response.json()["error"]) == {"code", "message", "details"}
-
-            try:
-                check()
-            except Unsatisfiable:
-                # No invalid input exists for an operation without parameters or body.
-                assert mode is GenerationMode.NEGATIVE
+            _fuzz(operation, mode, headers, failures)
     assert operations >= 2
     assert not failures, "\n".join(failures[:20])
+
+
+def _fuzz(
+    operation: schemathesis.APIOperation,
+    mode: GenerationMode,
+    headers: dict[str, str],
+    failures: list[str],
+) -> None:
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(
+        max_examples=EXAMPLES_PER_OPERATION,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+    )
+    def check(case: schemathesis.Case) -> None:
+        response = case.call(headers=headers)
+        if response.status_code >= 500:
+            failures.append(
+                f"{case.method} {case.formatted_path} -> {response.status_code}: "
+                f"{response.text[:300]}"
+            )
+        elif response.status_code >= 400:
+            assert set(response.json()["error"]) == {"code", "message", "details"}
+
+    try:
+        check()
+    except Unsatisfiable:
+        # No invalid input exists for an operation without parameters or body.
+        assert mode is GenerationMode.NEGATIVE
