@@ -82,3 +82,11 @@ def test_key_ring_parsing() -> None:
         parse_key_ring("k:" + base64.b64encode(b"short").decode())
     with pytest.raises(ValueError, match="twice"):
         parse_key_ring(f"k:{k1},k:{k2}")
+
+
+def test_every_setting_is_documented() -> None:
+    from stich.config import Settings
+
+    reference = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    missing = [name for name in Settings.model_fields if f"STICH_{name.upper()}" not in reference]
+    assert missing == []
