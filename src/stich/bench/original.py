@@ -12,7 +12,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import TextClause, bindparam, text
+
+from stich.db.base import UTCDateTime
 
 _FEED_WHERE = (
     "a.visibility = 'public' AND a.is_archived = false AND a.deleted_at IS NULL "
@@ -29,15 +31,27 @@ _ORDER = {
 }
 
 
-def feed(sort: str, *, since: datetime | None, framework: str | None, q: str | None) -> TextClause:
-    """The original feed: counts per request from GROUP BY subqueries, OFFSET paging."""
+def feed(
+    sort: str,
+    *,
+    since: datetime | None,
+    framework: str | None,
+    q: str | None,
+    backend: str = "sqlite",
+) -> TextClause:
+    """The original feed: counts per request from GROUP BY subqueries, OFFSET paging.
+
+    Search is a substring match on title and description (case-insensitive, as SQLite's
+    ``LIKE`` is; ``ILIKE`` on PostgreSQL).
+    """
+    like = "ILIKE" if backend == "postgresql" else "LIKE"
     star_window = "WHERE s.created_at >= :since" if since else ""
     view_window = "WHERE v.viewed_at >= :since" if since else ""
     filters = [_FEED_WHERE]
     if framework:
         filters.append("a.framework = :framework")
     if q:
-        filters.append("(a.title LIKE :q OR a.description LIKE :q)")
+        filters.append(f"(a.title {like} :q OR a.description {like} :q)")
     sql = f"""
         SELECT a.id, a.title, a.description, a.framework, a.created_at, a.updated_at,
                u.display_name AS author_name, u.avatar_url AS author_avatar,
@@ -52,7 +66,9 @@ def feed(sort: str, *, since: datetime | None, framework: str | None, q: str | N
         ORDER BY {_ORDER[sort]}
         LIMIT :limit OFFSET :offset
     """  # noqa: S608 (fixed fragments only; values are bound parameters)
-    return text(sql)
+    stmt = text(sql)
+    # Bound as our timestamp columns store them (ISO text on SQLite, timestamptz on PG).
+    return stmt.bindparams(bindparam("since", type_=UTCDateTime())) if since else stmt
 
 
 def feed_params(
@@ -69,13 +85,14 @@ def feed_params(
 
 
 def analytics(backend: str) -> list[TextClause]:
-    """The original's per-request analytics: aggregate the raw events every time."""
+    """The original's per-request analytics: aggregate the raw events every time
+    (parameters ``app_id`` and ``since``)."""
 
     def day(column: str) -> str:
         return f"DATE({column})" if backend == "sqlite" else f"({column} AT TIME ZONE 'UTC')::date"
 
     day_of, star_day = day("viewed_at"), day("created_at")
-    return [
+    statements = [
         text(
             f"SELECT {day_of} AS day, COUNT(*) AS views, COUNT(DISTINCT viewer_key) AS uniques "  # noqa: S608
             "FROM app_views WHERE app_id = :app_id AND viewed_at >= :since GROUP BY 1 ORDER BY 1"
@@ -94,3 +111,4 @@ def analytics(backend: str) -> list[TextClause]:
             "WHERE app_id = :app_id AND viewed_at >= :since GROUP BY device_type"
         ),
     ]
+    return [stmt.bindparams(bindparam("since", type_=UTCDateTime())) for stmt in statements]

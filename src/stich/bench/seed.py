@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
-from stich.analytics.models import AppDailyStats, AppView
+from stich.analytics.models import AppDailyBreakdown, AppDailyStats, AppView, BreakdownDimension
 from stich.apps.models import App, AppStatus, Visibility
 from stich.auth.models import DeviceType
 from stich.crypto.tokens import KeyedHasher
@@ -40,6 +40,7 @@ BATCH = 5_000
 
 
 class Scale(StrEnum):
+    TINY = "tiny"  # for tests: a few seconds on either backend
     DEMO = "demo"
     SMALL = "small"
     MEDIUM = "medium"
@@ -55,6 +56,7 @@ class ScaleSpec:
 
 
 SCALES: dict[Scale, ScaleSpec] = {
+    Scale.TINY: ScaleSpec(users=60, apps=400, views=4_000, stars=800),
     Scale.DEMO: ScaleSpec(users=8, apps=40, views=3_000, stars=120),
     Scale.SMALL: ScaleSpec(users=2_000, apps=10_000, views=100_000, stars=20_000),
     Scale.MEDIUM: ScaleSpec(users=20_000, apps=100_000, views=2_000_000, stars=300_000),
@@ -102,9 +104,12 @@ class SeedReport:
     stars: int = 0
     favorites: int = 0
     daily_rows: int = 0
+    breakdown_rows: int = 0
 
 
 Progress = Callable[[str, int], None]
+# (app id, day, dimension, value) -> views, as app_daily_breakdowns keeps them.
+Breakdowns = Counter[tuple[str, date, BreakdownDimension, str]]
 
 
 def _seeded_id(rng: random.Random, moment: datetime) -> str:
@@ -170,7 +175,7 @@ def generate(
     rng.shuffle(popularity)  # hot apps are random public apps, not the oldest
     zipf = _Zipf(len(popularity), 1.1, rng)
 
-    views, daily = _views(rng, spec, now, apps, popularity, zipf, hasher)
+    views, daily, breakdowns = _views(rng, spec, now, apps, popularity, zipf, hasher)
     stars, favorites = _stars(rng, spec, now, apps, popularity, zipf, users)
     for star in stars:
         day = star["created_at"].date()
@@ -194,6 +199,12 @@ def generate(
         {"app_id": app_id, "day": day, **counts} for (app_id, day), counts in daily.items()
     ]
     _insert(session, AppDailyStats.__table__, daily_rows, progress)  # type: ignore[arg-type]
+    breakdown_rows = [
+        {"app_id": app_id, "day": day, "dimension": dimension, "value": value, "views": n}
+        for (app_id, day, dimension, value), n in breakdowns.items()
+    ]
+    _insert(session, AppDailyBreakdown.__table__, breakdown_rows, progress)  # type: ignore[arg-type]
+    report.breakdown_rows = len(breakdown_rows)
     report.apps, report.views, report.stars = len(apps), len(views), len(stars)
     report.favorites, report.daily_rows = len(favorites), len(daily_rows)
     return report
@@ -202,7 +213,7 @@ def generate(
 def planned_rows(scale: Scale) -> int:
     """Roughly how many rows a scale writes (for a progress bar's total)."""
     spec = SCALES[scale]
-    return spec.users + spec.apps + spec.views + spec.stars * 4 // 3 + spec.views // 8
+    return spec.users + spec.apps + spec.views + spec.stars * 4 // 3 + spec.views // 3
 
 
 def _users(
@@ -315,7 +326,7 @@ def _views(
     popularity: list[int],
     zipf: _Zipf,
     hasher: KeyedHasher,
-) -> tuple[list[dict[str, Any]], defaultdict[tuple[str, date], dict[str, int]]]:
+) -> tuple[list[dict[str, Any]], defaultdict[tuple[str, date], dict[str, int]], Breakdowns]:
     devices = [DeviceType.DESKTOP] * 6 + [DeviceType.MOBILE] * 3 + [DeviceType.TABLET]
     referrers = [None, None, "https://news.example.test", "https://social.example.test"]
     viewer_pool = max(1_000, spec.users * 3)
@@ -325,6 +336,7 @@ def _views(
     daily: defaultdict[tuple[str, date], dict[str, int]] = defaultdict(
         lambda: {"views": 0, "unique_viewers": 0, "stars": 0}
     )
+    breakdowns: Breakdowns = Counter()
     rows: list[dict[str, Any]] = []
     attempts = 0
     while len(rows) < spec.views and attempts < spec.views * 3:
@@ -346,19 +358,22 @@ def _views(
         if (app_index, day, viewer) not in daily_viewers:
             daily_viewers.add((app_index, day, viewer))
             bucket["unique_viewers"] += 1
+        referrer, device = rng.choice(referrers), rng.choice(devices)
+        breakdowns[(app["id"], day, BreakdownDimension.REFERRER, referrer or "")] += 1
+        breakdowns[(app["id"], day, BreakdownDimension.DEVICE, device.value)] += 1
         rows.append(
             {
                 "app_id": app["id"],
                 "viewer_key": key,
                 "window_start": window,
                 "user_id": None,
-                "referrer_origin": rng.choice(referrers),
-                "device_type": rng.choice(devices),
+                "referrer_origin": referrer,
+                "device_type": device,
                 "viewed_at": viewed,
             }
         )
     rows.sort(key=lambda r: r["viewed_at"])
-    return rows, daily
+    return rows, daily, breakdowns
 
 
 def _stars(

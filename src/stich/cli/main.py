@@ -10,6 +10,7 @@ import typer
 from stich import __version__
 from stich.cli import apps as apps_commands
 from stich.cli import auth as auth_commands
+from stich.cli import bench as bench_command
 from stich.cli import db as db_commands
 from stich.cli import dev as dev_commands
 from stich.cli import maintenance as maintenance_commands
@@ -37,6 +38,7 @@ app.add_typer(dev_commands.app, name="dev")
 app.add_typer(maintenance_commands.app, name="maintenance")
 app.command("studio")(studio_command.studio)
 app.command("seed")(seed_command.seed)
+app.command("bench")(bench_command.bench)
 
 
 @app.callback()
