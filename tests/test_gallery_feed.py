@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Select, delete, func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from stich.analytics.models import AppDailyStats
 from stich.apps.models import FEED_PREDICATE, App, AppStatus, Visibility
 from stich.auth.principal import Principal
 from stich.db import Database
+from stich.db.compiled import CompiledSelect
 from stich.db.instrumentation import track_queries
 from stich.gallery.feed import FeedPeriod, FeedQuery, FeedRequest, FeedSort
 from stich.gallery.service import GalleryService
@@ -338,16 +339,13 @@ def test_a_feed_page_costs_a_bounded_number_of_statements(db: Database) -> None:
                     assert stats.statements <= bound, (sort, limit, stats.statements)
 
 
-def _explain(session: Session, statement: Select[Any]) -> str:
-    """The plan the database chooses for ``statement`` (EXPLAIN [QUERY PLAN])."""
+def _explain(session: Session, query: tuple[CompiledSelect, dict[str, Any]]) -> str:
+    """The plan the database chooses for a statement and its values (EXPLAIN [QUERY PLAN])."""
+    statement, values = query
     dialect = session.get_bind().dialect
-    compiled = statement.compile(dialect=dialect)
-    if dialect.name == "sqlite":
-        params: Any = tuple(compiled.params[name] for name in compiled.positiontup or ())
-        prefix = "EXPLAIN QUERY PLAN"
-    else:
-        params, prefix = compiled.params, "EXPLAIN"
-    rows = session.connection().exec_driver_sql(f"{prefix} {compiled}", params)
+    sql, params = statement.sql(dialect, values)
+    prefix = "EXPLAIN QUERY PLAN" if dialect.name == "sqlite" else "EXPLAIN"
+    rows = session.connection().exec_driver_sql(f"{prefix} {sql}", params)
     return "\n".join(str(row[-1]) for row in rows)
 
 

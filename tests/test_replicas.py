@@ -21,6 +21,8 @@ from stich.db.errors import ReadOnlyTransactionError
 from stich.db.local_cluster import LocalCluster
 from stich.db.replicas import Replica
 from stich.db.routing import Bookmark
+from stich.gallery.feed import FeedRequest
+from stich.gallery.service import GalleryService
 from tests.replica_cluster import (
     pause_replay,
     replayed,
@@ -184,6 +186,24 @@ def test_a_replica_lost_mid_unit_of_work_fails_over_to_the_primary(
         assert uow.session.scalar(select(AuditLog.id).where(AuditLog.id == row_id)) == row_id
         assert uow.served_by == "primary"
     assert position(uow.bookmark) >= position(bookmark)
+
+
+def test_compiled_feed_statements_fail_over_to_the_primary_too(
+    replica_db: Database, replica_cluster: LocalCluster
+) -> None:
+    # The feed runs precompiled SQL on the connection (stich.db.compiled), outside the
+    # ORM's execute hook; a replica lost under it must fail over the same way.
+    _, bookmark = write_row(replica_db)
+    with replica_db.read("fresh") as uow:
+        expected = GalleryService(uow.session).feed(FeedRequest(), None)
+    with replica_db.read(bookmark) as uow:
+        assert uow.served_by.startswith("replica-")
+        backend_pid = uow.session.scalar(text("SELECT pg_backend_pid()"))
+        with replica_cluster.connect(uow.served_by) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (backend_pid,))
+        page = GalleryService(uow.session).feed(FeedRequest(), None)
+        assert uow.served_by == "primary"
+    assert (page.total, page.items) == (expected.total, expected.items)
 
 
 def test_all_replicas_down_reads_go_to_the_primary_with_a_warning(

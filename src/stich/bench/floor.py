@@ -64,8 +64,18 @@ class Floor:
         """An operation running ``captured`` through the driver; it returns rows fetched."""
         connections = {c.engine: self._driver_connection(c.engine) for c in captured}
 
+        # Our SQLite reads begin at the driver, where the capture does not see it.
+        begun = {c.engine for c in captured if c.statement.startswith("BEGIN")}
+        to_begin = [
+            connections[i]
+            for i in connections
+            if i not in begun and self.engines[i].dialect.name == "sqlite"
+        ]
+
         def run() -> int:
             rows = 0
+            for connection in to_begin:
+                connection.execute("BEGIN DEFERRED")
             for item in captured:
                 cursor = connections[item.engine].cursor()
                 try:

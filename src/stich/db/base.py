@@ -6,6 +6,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -60,6 +61,26 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        # On SQLite, parse the stored text straight to an aware datetime: one C call per
+        # value instead of the generic parser plus process_result_value (feed pages read
+        # two per row).
+        if dialect.name == "sqlite":
+            return _sqlite_utc_datetime
+        return super().result_processor(dialect, coltype)
+
+
+def _sqlite_utc_datetime(value: str | None) -> datetime | None:
+    # The stored text is UTC without an offset; appending one makes the parser return an
+    # aware datetime directly (a fifth of the cost of parse-then-replace).
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value + "+00:00")
+    except ValueError:  # text that carries its own offset (not written by this type)
+        parsed = datetime.fromisoformat(value)
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 # JSON everywhere, JSONB on PostgreSQL (indexable, compact, de-duplicated keys).

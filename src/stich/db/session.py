@@ -23,13 +23,13 @@ while a statement executes (psycopg fetches results whole, so it does). Statemen
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import structlog
-from sqlalchemy import Engine, Result, event, text
+from sqlalchemy import Connection, Engine, Result, event, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
@@ -61,6 +61,7 @@ class UnitOfWork:
     consistency: str = "fresh"
     _bookmark: Bookmark | None = field(default=None, repr=False)
     _route: ReadRoute | None = field(default=None, repr=False)
+    _router: ReadRouter | None = field(default=None, repr=False)
 
     @property
     def bookmark(self) -> str | None:
@@ -70,6 +71,9 @@ class UnitOfWork:
     @property
     def committed(self) -> bool:
         return self.mode == "write" and self._bookmark is not None
+
+    def _may_fail_over(self) -> bool:
+        return self._router is not None and self._route is not None and self._route.on_replica
 
 
 class Database:
@@ -172,6 +176,7 @@ class Database:
             consistency=str(consistency),
             _bookmark=route.bookmark(requested),
             _route=route,
+            _router=self._router,
         )
         session.info[_UOW_KEY] = uow
         try:
@@ -196,17 +201,12 @@ class Database:
     def _retry_off_failed_replica(self, state: ORMExecuteState) -> Result[Any] | None:
         """Run a statement; if its replica fails under it, run it again on the primary."""
         uow: UnitOfWork | None = state.session.info.get(_UOW_KEY)
-        route = uow._route if uow is not None else None
-        if uow is None or route is None or not route.on_replica or self._router is None:
+        if uow is None or not uow._may_fail_over():
             return None  # the ordinary path
         try:
             return state.invoke_statement()
         except DBAPIError as exc:
-            if not is_replica_failure(exc):
-                raise
-            connection = self._router.fail_over(route, exc)
-        state.session.bind = connection
-        uow.served_by = route.served_by
+            connection = _fail_over(state.session, uow, exc)
         return state.invoke_statement(bind_arguments={"bind": connection})
 
     def _log_read(self, uow: UnitOfWork, route: ReadRoute, requested: Bookmark | None) -> None:
@@ -263,3 +263,33 @@ class Database:
         """The later of two encoded bookmarks (never moves a client's bookmark backwards)."""
         merged = later(Bookmark.parse(a) if a else None, Bookmark.parse(b) if b else None)
         return merged.encode() if merged else None
+
+
+def run_driver_sql(session: Session, sql: str, params: Any) -> list[Sequence[Any]]:
+    """Run compiled SQL on the session's connection and fetch every row (see
+    ``stich.db.compiled``), failing over to the primary like an ORM statement would."""
+    try:
+        return _fetch(session.connection(), sql, params)
+    except DBAPIError as exc:
+        uow: UnitOfWork | None = session.info.get(_UOW_KEY)
+        if uow is None or not uow._may_fail_over():
+            raise
+        connection = _fail_over(session, uow, exc)
+    return _fetch(connection, sql, params)
+
+
+def _fetch(connection: Connection, sql: str, params: Any) -> list[Sequence[Any]]:
+    result = connection.exec_driver_sql(sql, params)
+    rows = result.cursor.fetchall() if result.returns_rows else []
+    result.close()
+    return cast(list[Sequence[Any]], rows)
+
+
+def _fail_over(session: Session, uow: UnitOfWork, exc: DBAPIError) -> Connection:
+    """The unit of work's replica failed a statement: move it to the primary, or re-raise."""
+    if not is_replica_failure(exc) or uow._route is None or uow._router is None:
+        raise exc
+    connection = uow._router.fail_over(uow._route, exc)
+    session.bind = connection
+    uow.served_by = uow._route.served_by
+    return connection

@@ -31,10 +31,12 @@ cursor, so a walk that crosses midnight keeps its window, and counts that only g
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from functools import cache
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -42,8 +44,10 @@ from sqlalchemy import (
     Integer,
     Select,
     SQLColumnExpression,
+    String,
     TextClause,
     and_,
+    bindparam,
     cast,
     exists,
     func,
@@ -53,12 +57,14 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.selectable import Subquery
 
 from stich.analytics.models import AppDailyStats
 from stich.analytics.sql import days_before
 from stich.apps.models import FEED_PREDICATE, App
 from stich.db.base import utcnow
+from stich.db.compiled import CompiledSelect
 from stich.db.pagination import decode_cursor, encode_cursor
 from stich.errors import InvalidInput
 from stich.gallery import search
@@ -123,9 +129,12 @@ class FeedRequest:
         )
 
 
-@dataclass(frozen=True)
-class GalleryRow:
-    """One app as the gallery shows it: public-safe columns, author, counts, viewer flags."""
+class GalleryRow(NamedTuple):
+    """One app as the gallery shows it: public-safe columns, author, counts, viewer flags.
+
+    A named tuple, not a dataclass: pages build thousands of these a second, and a tuple
+    is built from a row by position at a fifth of a frozen dataclass's cost.
+    """
 
     id: str
     title: str
@@ -189,24 +198,25 @@ def _authors() -> Subquery:
     )
 
 
-def item_columns(authors: Subquery, viewer_id: str | None) -> list[Any]:
-    """The columns of a :class:`GalleryRow`; with a viewer, its star/favorite flags too."""
+def item_columns(authors: Subquery, viewer: str | BindParameter[str] | None) -> list[Any]:
+    """The columns of a :class:`GalleryRow`, in its field order; with a viewer (an id, or
+    a bound parameter for one), its star/favorite flags too."""
     columns: list[Any] = [
         *_APP_COLUMNS,
         authors.c.author_username,
         authors.c.author_display_name,
         authors.c.author_avatar_url,
     ]
-    if viewer_id is not None:
+    if viewer is not None:
         columns.append(
             exists()
-            .where(Star.user_id == viewer_id, Star.app_id == App.id)
+            .where(Star.user_id == viewer, Star.app_id == App.id)
             .correlate_except(Star)  # "my stars" joins stars itself
             .label("starred")
         )
         columns.append(
             exists()
-            .where(Favorite.user_id == viewer_id, Favorite.app_id == App.id)
+            .where(Favorite.user_id == viewer, Favorite.app_id == App.id)
             .correlate_except(Favorite)
             .label("favorited")
         )
@@ -218,25 +228,25 @@ def item_columns(authors: Subquery, viewer_id: str | None) -> list[Any]:
 _AUTHORS = _authors()
 _APPS_WITH_AUTHORS = App.__table__.outerjoin(_AUTHORS, _AUTHORS.c.author_id == App.user_id)
 _ANONYMOUS_COLUMNS = item_columns(_AUTHORS, None)
+_ITEM_WIDTH = len(_ANONYMOUS_COLUMNS)
 
 
-def gallery_select(viewer_id: str | None, *extra: Any) -> Select[Any]:
-    """``SELECT`` item columns ``FROM apps LEFT JOIN authors``; callers add the rest."""
-    columns = _ANONYMOUS_COLUMNS if viewer_id is None else item_columns(_AUTHORS, viewer_id)
+def gallery_select(viewer: str | BindParameter[str] | None, *extra: Any) -> Select[Any]:
+    """``SELECT`` item columns ``FROM apps LEFT JOIN authors``; callers add the rest.
+
+    The row is ``GalleryRow``'s fields in order, then ``starred`` and ``favorited`` when
+    there is a viewer, then ``extra``: see :func:`to_row`.
+    """
+    columns = _ANONYMOUS_COLUMNS if viewer is None else item_columns(_AUTHORS, viewer)
     return select(*columns, *extra).select_from(_APPS_WITH_AUTHORS)
 
 
-def to_row(row: Any, *, score: int | None = None) -> GalleryRow:
-    mapping = row._mapping
-    return GalleryRow(
-        **{column.key: mapping[column.key] for column in _APP_COLUMNS},
-        author_username=mapping["author_username"],
-        author_display_name=mapping["author_display_name"],
-        author_avatar_url=mapping["author_avatar_url"],
-        starred=bool(mapping["starred"]) if "starred" in mapping else None,
-        favorited=bool(mapping["favorited"]) if "favorited" in mapping else None,
-        score=score,
-    )
+def to_row(row: Sequence[Any], *, viewer: bool, score: int | None = None) -> GalleryRow:
+    """A :class:`GalleryRow` from a row of :func:`gallery_select` (by position)."""
+    if viewer:
+        flags = [bool(row[_ITEM_WIDTH]), bool(row[_ITEM_WIDTH + 1])]
+        return GalleryRow._make([*row[:_ITEM_WIDTH], *flags, score])
+    return GalleryRow._make([*row[:_ITEM_WIDTH], None, None, score])
 
 
 def descending_after(columns: list[Column], values: list[Any]) -> ColumnElement[bool]:
@@ -290,6 +300,132 @@ _COUNTER_SORTS: dict[FeedSort, tuple[str, type, str]] = {
     FeedSort.POPULAR: ("star_count", int, "popular"),
     FeedSort.VIEWED: ("view_count", int, "viewed"),
 }
+_FIELD_INDEX = {column.key: index for index, column in enumerate(_APP_COLUMNS)}
+
+
+# -- statement shapes ------------------------------------------------------------------
+#
+# The statements of a page depend on its *shape* (sort, which filters, a cursor or not, a
+# viewer or not, the dialect), never on the values: those are bound parameters. Each
+# shape is built and compiled once per process (stich.db.compiled), so a page costs its
+# SQL, not the building of it. The live windowed fallback (no fresh snapshot) is built
+# per call: it is rare and already costs tens of milliseconds of SQL.
+
+
+@dataclass(frozen=True)
+class _Shape:
+    framework: bool
+    search: bool
+    after: bool  # a cursor: only rows after its values
+    viewer: bool
+    dialect: str
+
+
+def _filters(shape: _Shape) -> list[Criterion]:
+    filters: list[Criterion] = [text(FEED_PREDICATE)]
+    if shape.framework:
+        filters.append(App.framework == bindparam("framework", type_=String))
+    if shape.search:
+        filters.append(search.match_clause(shape.dialect))
+    return filters
+
+
+def _walk(stmt: Select[Any], shape: _Shape, sort_index: str) -> Select[Any]:
+    """Pin SQLite to the feed index of the sort (and framework).
+
+    Without statistics SQLite's planner prefers ``ix_apps_deleted_at`` for the
+    ``deleted_at IS NULL`` term and then sorts the whole feed; ``INDEXED BY`` makes the
+    page a walk down the partial index, and fails loudly (rather than silently scanning)
+    should the WHERE clause ever stop implying the index's predicate. A search is driven
+    from the full-text index instead, so it gets no hint. PostgreSQL's planner has
+    statistics and needs no hint.
+    """
+    if shape.search:
+        return stmt
+    scope = "fw_" if shape.framework else ""
+    return stmt.with_hint(App, f"INDEXED BY ix_apps_feed_{scope}{sort_index}", "sqlite")
+
+
+def _select(shape: _Shape, *extra: Any) -> Select[Any]:
+    return gallery_select(bindparam("viewer_id", type_=String) if shape.viewer else None, *extra)
+
+
+def _after(columns: list[Any]) -> ColumnElement[bool]:
+    """``descending_after`` with the cursor's values as parameters ``after_0``, ..."""
+    values = [bindparam(f"after_{i}", type_=column.type) for i, column in enumerate(columns)]
+    return descending_after(columns, values)
+
+
+@cache
+def _counter_select(sort: FeedSort, shape: _Shape) -> CompiledSelect:
+    """The page query of ``recent``, ``updated`` and all-time ``popular`` / ``viewed``."""
+    field, _, index = _COUNTER_SORTS[sort]
+    sort_column: Column = getattr(App, field)
+    stmt = _walk(_select(shape), shape, index).where(*_filters(shape))
+    if shape.after:
+        stmt = stmt.where(_after([sort_column, App.id]))
+    stmt = stmt.order_by(sort_column.desc(), App.id.desc()).limit(bindparam("limit"))
+    return CompiledSelect(stmt)
+
+
+@cache
+def _snapshot_select(shape: _Shape) -> CompiledSelect:
+    """The scored apps of a snapshot, walked down ``ix_feed_rankings_walk``; apps that
+    have since left the feed (or do not match the filters) are skipped."""
+    ranked = FeedRanking
+    stmt = (
+        _select(shape, ranked.score.label("score"))
+        .join(ranked, ranked.app_id == App.id)
+        .where(
+            ranked.ranking == bindparam("ranking", type_=String),
+            ranked.generation == bindparam("generation", type_=Integer),
+            *_filters(shape),
+        )
+        .with_hint(ranked, "INDEXED BY ix_feed_rankings_walk", "sqlite")
+    )
+    order: list[Column] = [ranked.score, ranked.created_at, ranked.app_id]
+    if shape.after:
+        stmt = stmt.where(_after(order))
+    return CompiledSelect(
+        stmt.order_by(*(column.desc() for column in order)).limit(bindparam("limit"))
+    )
+
+
+@cache
+def _snapshot_tail_select(shape: _Shape) -> CompiledSelect:
+    """The apps a snapshot does not rank (score 0), newest first."""
+    ranked = exists().where(
+        FeedRanking.ranking == bindparam("ranking", type_=String),
+        FeedRanking.generation == bindparam("generation", type_=Integer),
+        FeedRanking.app_id == App.id,
+    )
+    stmt = _walk(_select(shape), shape, "recent").where(*_filters(shape), ~ranked)
+    if shape.after:
+        stmt = stmt.where(_after([App.created_at, App.id]))
+    return CompiledSelect(
+        stmt.order_by(App.created_at.desc(), App.id.desc()).limit(bindparam("limit"))
+    )
+
+
+_SNAPSHOT_STATE = CompiledSelect(
+    select(
+        FeedRankingSnapshot.generation,
+        FeedRankingSnapshot.previous_generation,
+        FeedRankingSnapshot.reference_day,
+        FeedRankingSnapshot.computed_at,
+    ).where(FeedRankingSnapshot.ranking == bindparam("ranking", type_=String))
+)
+_FEED_COUNT = CompiledSelect(
+    select(FeedCount.app_count).where(FeedCount.scope == bindparam("scope", type_=String))
+)
+
+
+@cache
+def _search_count_select(shape: _Shape) -> CompiledSelect:
+    """Matches of a search, counted up to one past the cap."""
+    matching = select(literal(1)).select_from(App).where(*_filters(shape))
+    capped = matching.limit(SEARCH_COUNT_CAP + 1).subquery()
+    return CompiledSelect(select(func.count()).select_from(capped))
 
 
 class FeedQuery:
@@ -308,8 +444,37 @@ class FeedQuery:
         self.viewer_id = viewer_id
         self.dialect = session.get_bind().dialect.name
         self.ranking_max_age = ranking_max_age
+        self.params: dict[str, Any] = {}
+        if request.framework is not None:
+            self.params["framework"] = request.framework
+        if request.search_terms:
+            self.params[search.PARAMETER] = search.match_value(
+                list(request.search_terms), self.dialect
+            )
+        if viewer_id is not None:
+            self.params["viewer_id"] = viewer_id
 
-    # -- filters -----------------------------------------------------------------------
+    def _shape(self, *, after: bool) -> _Shape:
+        return _Shape(
+            framework=self.request.framework is not None,
+            search=bool(self.request.search_terms),
+            after=after,
+            viewer=self.viewer_id is not None,
+            dialect=self.dialect,
+        )
+
+    def _rows(
+        self, statement: CompiledSelect, after: list[Any] | None = None, **params: Any
+    ) -> list[Sequence[Any]]:
+        values = {**self.params, **params}
+        for i, value in enumerate(after or ()):
+            values[f"after_{i}"] = value
+        return statement.rows(self.session, values)
+
+    def _to_row(self, row: Sequence[Any], score: int | None) -> GalleryRow:
+        return to_row(row, viewer=self.viewer_id is not None, score=score)
+
+    # -- filters (the live windowed fallback) ------------------------------------------
 
     def _filters(self) -> list[Criterion]:
         filters: list[Criterion] = [text(FEED_PREDICATE)]
@@ -318,21 +483,6 @@ class FeedQuery:
         if self.request.search_terms:
             filters.append(search.matches(list(self.request.search_terms), self.dialect))
         return filters
-
-    def _walk(self, stmt: Select[Any], sort_index: str) -> Select[Any]:
-        """Pin SQLite to the feed index of the sort (and framework).
-
-        Without statistics SQLite's planner prefers ``ix_apps_deleted_at`` for the
-        ``deleted_at IS NULL`` term and then sorts the whole feed; ``INDEXED BY`` makes
-        the page a walk down the partial index, and fails loudly (rather than silently
-        scanning) should the WHERE clause ever stop implying the index's predicate. A
-        search is driven from the full-text index instead, so it gets no hint.
-        PostgreSQL's planner has statistics and needs no hint.
-        """
-        if self.request.search_terms:
-            return stmt
-        scope = "fw_" if self.request.framework is not None else ""
-        return stmt.with_hint(App, f"INDEXED BY ix_apps_feed_{scope}{sort_index}", "sqlite")
 
     # -- pages -------------------------------------------------------------------------
 
@@ -350,25 +500,28 @@ class FeedQuery:
             total_exact=exact,
         )
 
-    def counter_statement(self) -> Select[Any]:
+    def counter_statement(self) -> tuple[CompiledSelect, dict[str, Any]]:
         """The page query of ``recent``, ``updated`` and all-time ``popular`` / ``viewed``
-        (limit + 1 rows: the extra one says whether there is a next page)."""
+        and its values: limit + 1 rows down the sort's index (the extra one says whether
+        there is a next page)."""
         request = self.request
-        field, kind, index = _COUNTER_SORTS[request.sort]
-        sort_column: Column = getattr(App, field)
-        stmt = self._walk(gallery_select(self.viewer_id), index).where(*self._filters())
+        _, kind, _ = _COUNTER_SORTS[request.sort]
+        values = {**self.params, "limit": request.limit + 1}
         if request.cursor is not None:
-            value, app_id = decode_cursor(request.cursor, request.cursor_scope, (kind, str))
-            stmt = stmt.where(descending_after([sort_column, App.id], [value, app_id]))
-        return stmt.order_by(sort_column.desc(), App.id.desc()).limit(request.limit + 1)
+            after = decode_cursor(request.cursor, request.cursor_scope, (kind, str))
+            values.update({f"after_{i}": value for i, value in enumerate(after)})
+        shape = self._shape(after=request.cursor is not None)
+        return _counter_select(request.sort, shape), values
 
     def _counter_page(self) -> tuple[list[GalleryRow], str | None]:
         request = self.request
         field = _COUNTER_SORTS[request.sort][0]
-        counts = request.sort in (FeedSort.POPULAR, FeedSort.VIEWED)
+        statement, values = self.counter_statement()
+        scored = request.sort in (FeedSort.POPULAR, FeedSort.VIEWED)
+        position = _FIELD_INDEX[field]
         rows = [
-            to_row(r, score=r._mapping[field] if counts else None)
-            for r in self.session.execute(self.counter_statement())
+            self._to_row(r, r[position] if scored else None)
+            for r in statement.rows(self.session, values)
         ]
         if len(rows) <= request.limit:
             return rows, None
@@ -415,25 +568,16 @@ class FeedQuery:
         if continuing == 0:
             return None
         name = ranking_name(self.request.sort, self.request.period)
-        snapshot = self.session.execute(
-            select(
-                FeedRankingSnapshot.generation,
-                FeedRankingSnapshot.previous_generation,
-                FeedRankingSnapshot.reference_day,
-                FeedRankingSnapshot.computed_at,
-            ).where(FeedRankingSnapshot.ranking == name)
-        ).one_or_none()
-        if snapshot is None or snapshot.generation == 0:
+        found = _SNAPSHOT_STATE.rows(self.session, {"ranking": name})
+        if not found or found[0][0] == 0:
             return None
+        generation, previous, reference_day, computed_at = found[0]
         if continuing is not None:
-            current = continuing == snapshot.generation and snapshot.reference_day == reference
-            kept = continuing == snapshot.previous_generation
+            current = continuing == generation and reference_day == reference
+            kept = continuing == previous
             return continuing if current or kept else None
-        if (
-            snapshot.reference_day == reference
-            and snapshot.computed_at >= now - self.ranking_max_age
-        ):
-            return int(snapshot.generation)
+        if reference_day == reference and computed_at >= now - self.ranking_max_age:
+            return int(generation)
         return None
 
     def _decode_scored_cursor(
@@ -465,7 +609,15 @@ class FeedQuery:
         generation: int | None,
     ) -> list[GalleryRow]:
         if generation is not None:
-            return self._active_from_snapshot(generation, after_score, limit)
+            statement = _snapshot_select(self._shape(after=after_score is not None))
+            rows = self._rows(
+                statement,
+                list(after_score) if after_score is not None else None,
+                ranking=ranking_name(self.request.sort, self.request.period),
+                generation=generation,
+                limit=limit,
+            )
+            return [self._to_row(r, int(r[-1])) for r in rows]
         contribution = score_contribution(self.request.sort, reference)
         scores = (
             select(
@@ -486,29 +638,7 @@ class FeedQuery:
         if after_score is not None:
             stmt = stmt.where(descending_after(order, list(after_score)))
         stmt = stmt.order_by(*(column.desc() for column in order)).limit(limit)
-        return [to_row(r, score=int(r._mapping["score"])) for r in self.session.execute(stmt)]
-
-    def _active_from_snapshot(
-        self, generation: int, after_score: tuple[int, datetime, str] | None, limit: int
-    ) -> list[GalleryRow]:
-        """The scored apps of a snapshot, walked down ``ix_feed_rankings_walk``; apps that
-        have since left the feed (or do not match the filters) are skipped."""
-        ranked = FeedRanking
-        stmt = (
-            gallery_select(self.viewer_id, ranked.score.label("score"))
-            .join(ranked, ranked.app_id == App.id)
-            .where(
-                ranked.ranking == ranking_name(self.request.sort, self.request.period),
-                ranked.generation == generation,
-                *self._filters(),
-            )
-            .with_hint(ranked, "INDEXED BY ix_feed_rankings_walk", "sqlite")
-        )
-        order: list[Column] = [ranked.score, ranked.created_at, ranked.app_id]
-        if after_score is not None:
-            stmt = stmt.where(descending_after(order, list(after_score)))
-        stmt = stmt.order_by(*(column.desc() for column in order)).limit(limit)
-        return [to_row(r, score=int(r._mapping["score"])) for r in self.session.execute(stmt)]
+        return [self._to_row(r, int(r[-1])) for r in self.session.execute(stmt)]
 
     def _inactive(
         self,
@@ -519,24 +649,27 @@ class FeedQuery:
         generation: int | None = None,
     ) -> list[GalleryRow]:
         if generation is not None:
-            active = exists().where(
-                FeedRanking.ranking == ranking_name(self.request.sort, self.request.period),
-                FeedRanking.generation == generation,
-                FeedRanking.app_id == App.id,
+            statement = _snapshot_tail_select(self._shape(after=after is not None))
+            rows = self._rows(
+                statement,
+                list(after) if after is not None else None,
+                ranking=ranking_name(self.request.sort, self.request.period),
+                generation=generation,
+                limit=limit,
             )
-        else:
-            active = exists().where(
-                AppDailyStats.app_id == App.id,
-                AppDailyStats.day >= start,
-                AppDailyStats.day <= reference,
-                _has_activity(self.request.sort),
-            )
-        stmt = self._walk(gallery_select(self.viewer_id), "recent")
+            return [self._to_row(r, 0) for r in rows]
+        active = exists().where(
+            AppDailyStats.app_id == App.id,
+            AppDailyStats.day >= start,
+            AppDailyStats.day <= reference,
+            _has_activity(self.request.sort),
+        )
+        stmt = _walk(gallery_select(self.viewer_id), self._shape(after=False), "recent")
         stmt = stmt.where(*self._filters(), ~active)
         if after is not None:
             stmt = stmt.where(descending_after([App.created_at, App.id], list(after)))
         stmt = stmt.order_by(App.created_at.desc(), App.id.desc()).limit(limit)
-        return [to_row(r, score=0) for r in self.session.execute(stmt)]
+        return [self._to_row(r, 0) for r in self.session.execute(stmt)]
 
     # -- total -------------------------------------------------------------------------
 
@@ -545,11 +678,8 @@ class FeedQuery:
         if not self.request.search_terms:
             framework = self.request.framework
             scope = "all" if framework is None else f"framework:{framework}"
-            count = self.session.execute(
-                select(FeedCount.app_count).where(FeedCount.scope == scope)
-            ).scalar_one_or_none()
-            return max(count or 0, 0), True
-        matching = select(literal(1)).select_from(App).where(*self._filters())
-        capped = matching.limit(SEARCH_COUNT_CAP + 1).subquery()
-        count = self.session.execute(select(func.count()).select_from(capped)).scalar_one()
+            found = _FEED_COUNT.rows(self.session, {"scope": scope})
+            return max(found[0][0] if found else 0, 0), True
+        statement = _search_count_select(self._shape(after=False))
+        count = int(self._rows(statement)[0][0])
         return min(count, SEARCH_COUNT_CAP), count <= SEARCH_COUNT_CAP

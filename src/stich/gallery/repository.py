@@ -184,7 +184,7 @@ class GalleryRepository:
             stmt = stmt.where(descending_after(order, list(values)))
         stmt = stmt.order_by(*(column.desc() for column in order)).limit(limit + 1)
         rows = [
-            ReactedRow(app=to_row(r), reacted_at=r._mapping["reacted_at"])
+            ReactedRow(app=to_row(r, viewer=True), reacted_at=r._mapping["reacted_at"])
             for r in self.session.execute(stmt)
         ]
         return _page(rows, limit, lambda last: [last.reacted_at, last.app.id], scope)
@@ -234,7 +234,7 @@ class GalleryRepository:
             values = decode_cursor(cursor, scope, (datetime, str))
             stmt = stmt.where(descending_after(order, list(values)))
         stmt = stmt.order_by(*(column.desc() for column in order)).limit(limit + 1)
-        rows = [to_row(r) for r in self.session.execute(stmt)]
+        rows = [to_row(r, viewer=viewer_id is not None) for r in self.session.execute(stmt)]
         return _page(rows, limit, lambda last: [last.created_at, last.id], scope)
 
 

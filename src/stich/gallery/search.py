@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from sqlalchemy import ColumnElement, TextClause, bindparam, literal_column, text
+from sqlalchemy import ColumnElement, String, TextClause, bindparam, literal_column, text
 
 from stich.errors import InvalidInput
 
@@ -54,17 +54,31 @@ def terms_digest(terms: list[str]) -> str:
     return hashlib.sha256(" ".join(terms).encode()).hexdigest()[:12]
 
 
-def matches(terms: list[str], dialect: str) -> ColumnElement[bool] | TextClause:
-    """A WHERE clause over ``apps`` true for apps whose title or description has every term."""
+# The bound parameter carrying a search's words into :func:`match_clause`.
+PARAMETER = "search_query"
+
+
+def match_clause(dialect: str, value: str | None = None) -> ColumnElement[bool] | TextClause:
+    """A WHERE clause over ``apps`` true for apps whose title or description has every
+    word of the parameter :data:`PARAMETER`: ``value`` (made by :func:`match_value`), or
+    supplied at execution. Constant SQL: the user's words travel only in the parameter."""
+    parameter = bindparam(PARAMETER, value, type_=String)
     if dialect == "sqlite":
-        fts_query = " ".join(f'"{term}"*' for term in terms)
         return literal_column("apps.rowid").in_(
-            # Constant SQL; the user's words travel only in the bound parameter.
-            text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts_query").bindparams(  # noqa: S608
-                bindparam("fts_query", fts_query)
-            )
+            text(
+                f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :{PARAMETER}"  # noqa: S608
+            ).bindparams(parameter)
         )
-    ts_query = " & ".join(f"{term}:*" for term in terms)
-    return text(f"{PG_DOCUMENT} @@ to_tsquery('simple', :ts_query)").bindparams(
-        bindparam("ts_query", ts_query)
-    )
+    return text(f"{PG_DOCUMENT} @@ to_tsquery('simple', :{PARAMETER})").bindparams(parameter)
+
+
+def match_value(terms: list[str], dialect: str) -> str:
+    """The full-text query for ``terms``: each word quoted, matched as a prefix."""
+    if dialect == "sqlite":
+        return " ".join(f'"{term}"*' for term in terms)
+    return " & ".join(f"{term}:*" for term in terms)
+
+
+def matches(terms: list[str], dialect: str) -> ColumnElement[bool] | TextClause:
+    """:func:`match_clause` with the words of ``terms`` bound."""
+    return match_clause(dialect, match_value(terms, dialect))
