@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from stich.auth.principal import Principal
 from stich.db import Database
 from stich.db.compiled import CompiledSelect
 from stich.db.instrumentation import track_queries
+from stich.gallery import rankings
 from stich.gallery.feed import FeedPeriod, FeedQuery, FeedRequest, FeedSort
 from stich.gallery.service import GalleryService
 from tests.factories import anonymous_token, make_user
@@ -276,6 +278,120 @@ def test_search_matches_every_word_as_a_prefix_and_follows_edits(
     with db.write() as uow:
         uow.session.execute(delete(App).where(App.id == weather))
     assert search("forecast") == []
+
+
+def _search_walk(
+    db: Database, request: FeedRequest, now: datetime | None = None
+) -> tuple[list[str], set[bool], int]:
+    """Every id of a search, page by page; which plans served it; the total it reported."""
+    seen: list[str] = []
+    plans: set[bool] = set()
+    cursor: str | None = None
+    while True:
+        with db.read() as uow:
+            query = FeedQuery(uow.session, replace(request, cursor=cursor), None)
+            page = query.page(TODAY, now)
+        plans.add(query.walk)
+        seen += [row.id for row in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            return seen, plans, page.total
+
+
+def test_a_search_lists_exactly_the_matching_apps_of_the_feed_in_its_order(
+    db: Database, backend: str
+) -> None:
+    # The oracle: a search returns the listing without the search, filtered to the apps
+    # whose words match, in the same order; whichever plan serves it (on SQLite a dense
+    # search walks the sort's index, a sparse one starts from its matches).
+    alice = make_user(db)
+    apps: dict[str, tuple[str, str]] = {}
+    for n in range(36):
+        title = "Todo board" if n % 4 else "Zebra crossing"
+        framework = "react" if n % 3 else "next.js"
+        app_id = make_app(
+            db,
+            alice.user_id,
+            title=title,
+            framework=framework,
+            created_at=NOON - timedelta(hours=n % 7),  # ties broken by id
+            star_count=n % 5,
+        )
+        apps[app_id] = (title, framework)
+        _add_daily(db, app_id, TODAY - timedelta(days=n % 3), stars=n % 4, views=n % 6)
+    make_app(db, alice.user_id, title="Todo (private)", visibility=Visibility.PRIVATE)
+    make_app(db, alice.user_id, title="Todo (draft)", status=AppStatus.DRAFT)
+    apps[make_app(db, alice.user_id, title="Todo (next)", framework="next")] = ("Todo", "next")
+    plans: set[bool] = set()
+    listings = [
+        (FeedSort.RECENT, FeedPeriod.ALL, None),
+        (FeedSort.POPULAR, FeedPeriod.ALL, None),
+        (FeedSort.TRENDING, FeedPeriod.WEEK, None),  # computed live
+        (FeedSort.TRENDING, FeedPeriod.WEEK, NOON),  # from the snapshot below
+        (FeedSort.POPULAR, FeedPeriod.TODAY, NOON),
+    ]
+    with db.write() as uow:
+        for name in ("trending:week", "popular:today"):
+            rankings.refresh(uow.session, name, NOON)
+    for sort, period, now in listings:
+        for framework in (None, "react", "next.js"):
+            plain = FeedRequest(sort=sort, period=period, framework=framework, limit=3)
+            every, _, _ = _search_walk(db, plain, now)
+            for words in ("todo", "zebra", "cross zeb", "nothing"):
+                expected = [
+                    app_id
+                    for app_id in every
+                    if app_id in apps
+                    and all(
+                        any(w.lower().startswith(t) for w in apps[app_id][0].split())
+                        for t in words.split()
+                    )
+                ]
+                request = replace(plain, search_terms=tuple(words.split()))
+                found, used, total = _search_walk(db, request, now)
+                assert found == expected, (sort, period, framework, words)
+                if backend == "sqlite":
+                    assert total == len(expected)
+                plans |= used
+    if backend == "sqlite":
+        assert plans == {True, False}  # both plans were exercised
+
+
+def test_the_search_index_follows_apps_into_and_out_of_the_feed(
+    client: TestClient, db: Database
+) -> None:
+    alice = make_user(db)
+    app_id = make_app(db, alice.user_id, title="Kanban board", framework="vue")
+
+    def search(q: str, **params: object) -> tuple[list[str], int]:
+        response = client.get("/api/apps/public", params={"q": q, **params})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        return _ids(body), body["total"]
+
+    assert search("kanban") == ([app_id], 1)
+    changes: list[tuple[dict[str, object], bool]] = [
+        ({"visibility": Visibility.PRIVATE}, False),
+        ({"visibility": Visibility.PUBLIC}, True),
+        ({"status": AppStatus.GENERATING}, False),
+        ({"status": AppStatus.DEPLOYED}, True),
+        ({"is_archived": True}, False),
+        ({"is_archived": False}, True),
+        ({"title": "Scrum board"}, False),
+        ({"title": "Kanban board"}, True),
+    ]
+    for values, listed in changes:
+        with db.write() as uow:
+            uow.session.execute(update(App).where(App.id == app_id).values(**values))
+        assert search("kanban") == (([app_id], 1) if listed else ([], 0)), values
+    assert search("kanban", framework="vue") == ([app_id], 1)
+    with db.write() as uow:
+        uow.session.execute(update(App).where(App.id == app_id).values(framework="react"))
+    assert search("kanban", framework="vue") == ([], 0)
+    assert search("kanban", framework="react") == ([app_id], 1)
+    with db.write() as uow:
+        uow.session.execute(delete(App).where(App.id == app_id))
+    assert search("kanban") == ([], 0)
 
 
 @pytest.mark.parametrize(

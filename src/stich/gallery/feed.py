@@ -52,6 +52,7 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    literal_column,
     or_,
     select,
     text,
@@ -319,6 +320,7 @@ class _Shape:
     after: bool  # a cursor: only rows after its values
     viewer: bool
     dialect: str
+    walk: bool = False  # a search dense enough to walk the sort's index (SQLite)
 
 
 def _filters(shape: _Shape) -> list[Criterion]:
@@ -336,14 +338,27 @@ def _walk(stmt: Select[Any], shape: _Shape, sort_index: str) -> Select[Any]:
     Without statistics SQLite's planner prefers ``ix_apps_deleted_at`` for the
     ``deleted_at IS NULL`` term and then sorts the whole feed; ``INDEXED BY`` makes the
     page a walk down the partial index, and fails loudly (rather than silently scanning)
-    should the WHERE clause ever stop implying the index's predicate. A search is driven
-    from the full-text index instead, so it gets no hint. PostgreSQL's planner has
-    statistics and needs no hint.
+    should the WHERE clause ever stop implying the index's predicate. A search walks the
+    index too when its matches are dense enough (:func:`walks_index`); a sparse one is
+    driven from the full-text index instead, reading and sorting its few matches.
+    PostgreSQL's planner has statistics and needs no hint.
     """
-    if shape.search:
+    if shape.search and not shape.walk:
         return stmt
     scope = "fw_" if shape.framework else ""
     return stmt.with_hint(App, f"INDEXED BY ix_apps_feed_{scope}{sort_index}", "sqlite")
+
+
+# Reading, sorting and dropping one full-text match costs about what stepping over two
+# index entries does (measured on SQLite, medium dataset): see walks_index.
+WALK_ADVANTAGE = 2
+
+
+def walks_index(matches: int, feed_size: int, wanted: int) -> bool:
+    """Whether a search page should walk the sort's index, testing each app against the
+    matches, rather than read every match and sort them: the walk steps over about
+    ``wanted * feed_size / matches`` entries, the other plan handles ``matches`` rows."""
+    return matches > 0 and wanted * feed_size < WALK_ADVANTAGE * matches * matches
 
 
 def _select(shape: _Shape, *extra: Any) -> Select[Any]:
@@ -381,8 +396,9 @@ def _snapshot_select(shape: _Shape) -> CompiledSelect:
             ranked.generation == bindparam("generation", type_=Integer),
             *_filters(shape),
         )
-        .with_hint(ranked, "INDEXED BY ix_feed_rankings_walk", "sqlite")
     )
+    if not shape.search or shape.walk:  # (a sparse search starts from its matches)
+        stmt = stmt.with_hint(ranked, "INDEXED BY ix_feed_rankings_walk", "sqlite")
     order: list[Column] = [ranked.score, ranked.created_at, ranked.app_id]
     if shape.after:
         stmt = stmt.where(_after(order))
@@ -420,6 +436,18 @@ _FEED_COUNT = CompiledSelect(
 )
 
 
+# SQLite: a search's exact match count (the index holds the feed's apps only) and the size
+# of the feed it searches, which together choose the page's plan (walks_index).
+_SQLITE_SEARCH_COUNTS = CompiledSelect(
+    select(
+        search.sqlite_match_count().columns(literal_column("matches", Integer)).scalar_subquery(),
+        select(FeedCount.app_count)
+        .where(FeedCount.scope == bindparam("scope", type_=String))
+        .scalar_subquery(),
+    )
+)
+
+
 @cache
 def _search_count_select(shape: _Shape) -> CompiledSelect:
     """Matches of a search, counted up to one past the cap."""
@@ -449,10 +477,11 @@ class FeedQuery:
             self.params["framework"] = request.framework
         if request.search_terms:
             self.params[search.PARAMETER] = search.match_value(
-                list(request.search_terms), self.dialect
+                list(request.search_terms), self.dialect, request.framework
             )
         if viewer_id is not None:
             self.params["viewer_id"] = viewer_id
+        self.walk = False  # set by total(): a search dense enough to walk the index
 
     def _shape(self, *, after: bool) -> _Shape:
         return _Shape(
@@ -461,6 +490,7 @@ class FeedQuery:
             after=after,
             viewer=self.viewer_id is not None,
             dialect=self.dialect,
+            walk=self.walk,
         )
 
     def _rows(
@@ -481,17 +511,18 @@ class FeedQuery:
         if self.request.framework is not None:
             filters.append(App.framework == self.request.framework)
         if self.request.search_terms:
-            filters.append(search.matches(list(self.request.search_terms), self.dialect))
+            terms = list(self.request.search_terms)
+            filters.append(search.matches(terms, self.dialect, self.request.framework))
         return filters
 
     # -- pages -------------------------------------------------------------------------
 
     def page(self, today: date, now: datetime | None = None) -> FeedPage:
         now = now or utcnow()
+        total, exact = self.total()  # first: for a search it also chooses the plan
         rows, next_cursor = (
             self._scored_page(today, now) if self.request.scored else self._counter_page()
         )
-        total, exact = self.total()
         return FeedPage(
             items=rows,
             next_cursor=next_cursor,
@@ -674,12 +705,19 @@ class FeedQuery:
     # -- total -------------------------------------------------------------------------
 
     def total(self) -> tuple[int, bool]:
-        """Exact from the maintained counts; a search counts its matches up to a cap."""
+        """Exact from the maintained counts. A search: on SQLite the exact count of its
+        matches (which also decides whether its pages walk the sort index); on
+        PostgreSQL its matches counted up to a cap."""
+        framework = self.request.framework
+        scope = "all" if framework is None else f"framework:{framework}"
         if not self.request.search_terms:
-            framework = self.request.framework
-            scope = "all" if framework is None else f"framework:{framework}"
             found = _FEED_COUNT.rows(self.session, {"scope": scope})
             return max(found[0][0] if found else 0, 0), True
+        if self.dialect == "sqlite":
+            counts = _SQLITE_SEARCH_COUNTS.rows(self.session, {**self.params, "scope": scope})
+            matches, feed_size = int(counts[0][0]), int(counts[0][1] or 0)
+            self.walk = walks_index(matches, feed_size, self.request.limit + 1)
+            return matches, True
         statement = _search_count_select(self._shape(after=False))
         count = int(self._rows(statement)[0][0])
         return min(count, SEARCH_COUNT_CAP), count <= SEARCH_COUNT_CAP

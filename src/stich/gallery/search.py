@@ -72,13 +72,32 @@ def match_clause(dialect: str, value: str | None = None) -> ColumnElement[bool] 
     return text(f"{PG_DOCUMENT} @@ to_tsquery('simple', :{PARAMETER})").bindparams(parameter)
 
 
-def match_value(terms: list[str], dialect: str) -> str:
-    """The full-text query for ``terms``: each word quoted, matched as a prefix."""
+def match_value(terms: list[str], dialect: str, framework: str | None = None) -> str:
+    """The full-text query for ``terms``: each word quoted, matched as a prefix of a word
+    of the title or description. On SQLite a ``framework`` is matched in the index too
+    (its exact token, see migration 0005), so a count of matches needs nothing else."""
     if dialect == "sqlite":
-        return " ".join(f'"{term}"*' for term in terms)
+        words = "{title description} : (" + " ".join(f'"{term}"*' for term in terms) + ")"
+        if framework is None:
+            return words
+        return f'framework_token : "{framework_token(framework)}" AND {words}'
     return " & ".join(f"{term}:*" for term in terms)
 
 
-def matches(terms: list[str], dialect: str) -> ColumnElement[bool] | TextClause:
-    """:func:`match_clause` with the words of ``terms`` bound."""
-    return match_clause(dialect, match_value(terms, dialect))
+def framework_token(framework: str) -> str:
+    """The one word SQLite's index holds for a framework: ``fw`` + its UTF-8 in hex,
+    exactly as the migration's ``'fw' || lower(hex(framework))``."""
+    return "fw" + framework.encode().hex()
+
+
+def matches(
+    terms: list[str], dialect: str, framework: str | None = None
+) -> ColumnElement[bool] | TextClause:
+    """:func:`match_clause` with the words of ``terms`` (and ``framework``) bound."""
+    return match_clause(dialect, match_value(terms, dialect, framework))
+
+
+def sqlite_match_count() -> TextClause:
+    """SQLite: how many apps of the feed match :data:`PARAMETER` (an exact count, from the
+    index alone: it holds the feed's apps only)."""
+    return text(f"SELECT count(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :{PARAMETER}")  # noqa: S608
