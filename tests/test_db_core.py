@@ -10,11 +10,13 @@ import pytest
 from sqlalchemy import func, select, text, update
 
 from stich.db import Database
+from stich.db import engine as engine_module
 from stich.db.base import new_id
 from stich.db.errors import ReadOnlyTransactionError
 from stich.db.routing import Bookmark
 from stich.errors import Conflict, Invalid, NotFound
 from stich.users.models import User, UserIdentity
+from tests.conftest import _admin_connect
 
 
 def _user(email: str) -> User:
@@ -194,3 +196,19 @@ def test_objects_read_stay_usable_after_the_read_ends(db: Database) -> None:
     with db.read() as read:
         user = read.session.scalars(select(User)).one()
     assert user.email == "kept@example.test"  # loaded state survives the read's end
+
+
+def test_a_postgres_connection_that_died_while_idle_is_replaced_at_checkout(
+    db: Database, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("SQLite has no server to lose")
+    # Ping whatever was idle at all (the real threshold is seconds; tests do not wait).
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 0.0)
+    with db.read() as uow:
+        first = uow.session.scalar(text("SELECT pg_backend_pid()"))
+    with _admin_connect() as admin:  # the server ends the pooled connection's backend
+        admin.execute("SELECT pg_terminate_backend(%s)", (first,))
+    with db.read() as uow:  # pinged, found dead, replaced: no error reaches the caller
+        second = uow.session.scalar(text("SELECT pg_backend_pid()"))
+    assert second != first

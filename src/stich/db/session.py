@@ -97,11 +97,18 @@ class Database:
                 self._sqlite_reader, name="primary", slow_query_ms=settings.slow_query_ms
             )
             self._read_bind: Engine = self._sqlite_reader
+            self._pg_reader: Engine | None = None
         else:
             self.primary = create_postgres_engine(settings.url, pool_size=settings.pool_size)
             self._sqlite_reader = None
             self._write_bind = self.primary
-            self._read_bind = self.primary.execution_options(postgresql_readonly=True)
+            # Reads have their own pool: read-only, autocommit (see create_postgres_engine).
+            reader = create_postgres_engine(
+                settings.url, pool_size=settings.pool_size, read_only=True
+            )
+            instrument_engine(reader, name="primary", slow_query_ms=settings.slow_query_ms)
+            self._pg_reader = reader
+            self._read_bind = reader
         instrument_engine(self.primary, name="primary", slow_query_ms=settings.slow_query_ms)
         self._sessions = sessionmaker(expire_on_commit=False, autoflush=True)
         # Replicas (PostgreSQL only; settings refuse them with SQLite). Their health thread
@@ -120,6 +127,8 @@ class Database:
         engines = [self.primary]
         if self._sqlite_reader is not None:
             engines.append(self._sqlite_reader)
+        if self._pg_reader is not None:
+            engines.append(self._pg_reader)
         if self.replicas is not None:
             engines.extend(self.replicas.engines)
         return engines
@@ -158,7 +167,11 @@ class Database:
 
     @contextmanager
     def read(self, consistency: Consistency = "fresh") -> Iterator[UnitOfWork]:
-        """A read-only transaction on the node ``consistency`` calls for (see routing.py).
+        """Read-only statements on the node ``consistency`` calls for (see routing.py).
+
+        On SQLite they share one transaction (one snapshot). On the PostgreSQL primary
+        each runs as its own read-only transaction (READ COMMITTED gives every statement
+        a fresh snapshot either way; see ``create_postgres_engine``).
 
         Writes through it fail loudly. ``uow.bookmark`` is never earlier than the bookmark
         given: a read on a replica returns the position it read at.

@@ -42,6 +42,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Integer,
+    Interval,
     Select,
     SQLColumnExpression,
     String,
@@ -64,7 +65,7 @@ from sqlalchemy.sql.selectable import Subquery
 from stich.analytics.models import AppDailyStats
 from stich.analytics.sql import days_before
 from stich.apps.models import FEED_PREDICATE, App
-from stich.db.base import utcnow
+from stich.db.base import UTCDateTime, utcnow
 from stich.db.compiled import CompiledSelect
 from stich.db.pagination import decode_cursor, encode_cursor
 from stich.errors import InvalidInput
@@ -328,7 +329,9 @@ def _filters(shape: _Shape) -> list[Criterion]:
     if shape.framework:
         filters.append(App.framework == bindparam("framework", type_=String))
     if shape.search:
-        filters.append(search.match_clause(shape.dialect))
+        filters.append(
+            search.match_clause(shape.dialect, framework=shape.framework, walk=shape.walk)
+        )
     return filters
 
 
@@ -361,8 +364,23 @@ def walks_index(matches: int, feed_size: int, wanted: int) -> bool:
     return matches > 0 and wanted * feed_size < WALK_ADVANTAGE * matches * matches
 
 
+def _key(column: Any, shape: _Shape) -> Any:
+    """The leading sort key. A sparse search on PostgreSQL orders by ``column + 0``: no
+    btree provides that order, so the planner starts from the GIN index and sorts the few
+    matches (it cannot tell a rare word from a common one, and would walk the btree)."""
+    if shape.search and not shape.walk and shape.dialect != "sqlite":
+        zero = "interval '0'" if isinstance(column.type, UTCDateTime) else "0"
+        return column + literal_column(zero, type_=Interval if zero != "0" else Integer)
+    return column
+
+
 def _select(shape: _Shape, *extra: Any) -> Select[Any]:
-    return gallery_select(bindparam("viewer_id", type_=String) if shape.viewer else None, *extra)
+    """Item columns, viewer flags, ``extra``; and, unless searching, the feed's total as
+    the last column (one statement, one round trip less; a search counts first)."""
+    viewer = bindparam("viewer_id", type_=String) if shape.viewer else None
+    if shape.search:
+        return gallery_select(viewer, *extra)
+    return gallery_select(viewer, *extra, _FEED_TOTAL)
 
 
 def _after(columns: list[Any]) -> ColumnElement[bool]:
@@ -379,7 +397,8 @@ def _counter_select(sort: FeedSort, shape: _Shape) -> CompiledSelect:
     stmt = _walk(_select(shape), shape, index).where(*_filters(shape))
     if shape.after:
         stmt = stmt.where(_after([sort_column, App.id]))
-    stmt = stmt.order_by(sort_column.desc(), App.id.desc()).limit(bindparam("limit"))
+    stmt = stmt.order_by(_key(sort_column, shape).desc(), App.id.desc())
+    stmt = stmt.limit(bindparam("limit"))
     return CompiledSelect(stmt)
 
 
@@ -403,7 +422,9 @@ def _snapshot_select(shape: _Shape) -> CompiledSelect:
     if shape.after:
         stmt = stmt.where(_after(order))
     return CompiledSelect(
-        stmt.order_by(*(column.desc() for column in order)).limit(bindparam("limit"))
+        stmt.order_by(_key(order[0], shape).desc(), *(column.desc() for column in order[1:])).limit(
+            bindparam("limit")
+        )
     )
 
 
@@ -419,10 +440,16 @@ def _snapshot_tail_select(shape: _Shape) -> CompiledSelect:
     if shape.after:
         stmt = stmt.where(_after([App.created_at, App.id]))
     return CompiledSelect(
-        stmt.order_by(App.created_at.desc(), App.id.desc()).limit(bindparam("limit"))
+        stmt.order_by(_key(App.created_at, shape).desc(), App.id.desc()).limit(bindparam("limit"))
     )
 
 
+_FEED_TOTAL = (
+    select(FeedCount.app_count)
+    .where(FeedCount.scope == bindparam("scope", type_=String))
+    .scalar_subquery()
+    .label("feed_total")
+)
 _SNAPSHOT_STATE = CompiledSelect(
     select(
         FeedRankingSnapshot.generation,
@@ -431,9 +458,7 @@ _SNAPSHOT_STATE = CompiledSelect(
         FeedRankingSnapshot.computed_at,
     ).where(FeedRankingSnapshot.ranking == bindparam("ranking", type_=String))
 )
-_FEED_COUNT = CompiledSelect(
-    select(FeedCount.app_count).where(FeedCount.scope == bindparam("scope", type_=String))
-)
+_FEED_COUNT = CompiledSelect(select(_FEED_TOTAL))
 
 
 # SQLite: a search's exact match count (the index holds the feed's apps only) and the size
@@ -452,7 +477,7 @@ _SQLITE_SEARCH_COUNTS = CompiledSelect(
 def _search_count_select(shape: _Shape) -> CompiledSelect:
     """Matches of a search, counted up to one past the cap."""
     matching = select(literal(1)).select_from(App).where(*_filters(shape))
-    capped = matching.limit(SEARCH_COUNT_CAP + 1).subquery()
+    capped = matching.limit(bindparam("count_limit")).subquery()
     return CompiledSelect(select(func.count()).select_from(capped))
 
 
@@ -479,9 +504,19 @@ class FeedQuery:
             self.params[search.PARAMETER] = search.match_value(
                 list(request.search_terms), self.dialect, request.framework
             )
+            if self.dialect != "sqlite" and request.framework is not None:
+                self.params[search.FRAMEWORK_PARAMETER] = search.pg_framework_query(
+                    request.framework
+                )
         if viewer_id is not None:
             self.params["viewer_id"] = viewer_id
+        framework = request.framework
+        self.params["scope"] = "all" if framework is None else f"framework:{framework}"
         self.walk = False  # set by total(): a search dense enough to walk the index
+        # The feed's total, when a page statement brought it along (see _select).
+        self._feed_total: int | None = None
+        # Where a row's score is, after the item columns and the viewer's flags.
+        self._score_at = _ITEM_WIDTH + (2 if viewer_id is not None else 0)
 
     def _shape(self, *, after: bool) -> _Shape:
         return _Shape(
@@ -499,7 +534,10 @@ class FeedQuery:
         values = {**self.params, **params}
         for i, value in enumerate(after or ()):
             values[f"after_{i}"] = value
-        return statement.rows(self.session, values)
+        rows = statement.rows(self.session, values)
+        if rows and not self.request.search_terms and self._feed_total is None:
+            self._feed_total = rows[0][-1] or 0
+        return rows
 
     def _to_row(self, row: Sequence[Any], score: int | None) -> GalleryRow:
         return to_row(row, viewer=self.viewer_id is not None, score=score)
@@ -519,10 +557,17 @@ class FeedQuery:
 
     def page(self, today: date, now: datetime | None = None) -> FeedPage:
         now = now or utcnow()
-        total, exact = self.total()  # first: for a search it also chooses the plan
+        searching = bool(self.request.search_terms)
+        if searching:
+            total, exact = self.total()  # first: it chooses the page's plan
         rows, next_cursor = (
             self._scored_page(today, now) if self.request.scored else self._counter_page()
         )
+        if not searching:
+            if self._feed_total is None:  # an empty page, or the live ranking
+                total, exact = self.total()
+            else:
+                total, exact = max(self._feed_total, 0), True
         return FeedPage(
             items=rows,
             next_cursor=next_cursor,
@@ -648,7 +693,7 @@ class FeedQuery:
                 generation=generation,
                 limit=limit,
             )
-            return [self._to_row(r, int(r[-1])) for r in rows]
+            return [self._to_row(r, int(r[self._score_at])) for r in rows]
         contribution = score_contribution(self.request.sort, reference)
         scores = (
             select(
@@ -669,7 +714,7 @@ class FeedQuery:
         if after_score is not None:
             stmt = stmt.where(descending_after(order, list(after_score)))
         stmt = stmt.order_by(*(column.desc() for column in order)).limit(limit)
-        return [self._to_row(r, int(r[-1])) for r in self.session.execute(stmt)]
+        return [self._to_row(r, int(r[self._score_at])) for r in self.session.execute(stmt)]
 
     def _inactive(
         self,
@@ -706,18 +751,20 @@ class FeedQuery:
 
     def total(self) -> tuple[int, bool]:
         """Exact from the maintained counts. A search: on SQLite the exact count of its
-        matches (which also decides whether its pages walk the sort index); on
-        PostgreSQL its matches counted up to a cap."""
-        framework = self.request.framework
-        scope = "all" if framework is None else f"framework:{framework}"
+        matches, on PostgreSQL its matches counted up to a cap; either also decides
+        whether its pages walk the sort's index."""
         if not self.request.search_terms:
-            found = _FEED_COUNT.rows(self.session, {"scope": scope})
-            return max(found[0][0] if found else 0, 0), True
+            found = _FEED_COUNT.rows(self.session, self.params)
+            return max(found[0][0] or 0, 0), True
         if self.dialect == "sqlite":
-            counts = _SQLITE_SEARCH_COUNTS.rows(self.session, {**self.params, "scope": scope})
+            counts = _SQLITE_SEARCH_COUNTS.rows(self.session, self.params)
             matches, feed_size = int(counts[0][0]), int(counts[0][1] or 0)
             self.walk = walks_index(matches, feed_size, self.request.limit + 1)
             return matches, True
         statement = _search_count_select(self._shape(after=False))
-        count = int(self._rows(statement)[0][0])
+        count = int(self._rows(statement, count_limit=SEARCH_COUNT_CAP + 1)[0][0])
+        # More matches than the cap: dense enough that walking the sort's index finds a
+        # page sooner than reading every match (PostgreSQL's planner cannot tell: it
+        # estimates any word's frequency from a sample).
+        self.walk = count > SEARCH_COUNT_CAP
         return min(count, SEARCH_COUNT_CAP), count <= SEARCH_COUNT_CAP

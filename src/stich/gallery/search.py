@@ -1,9 +1,11 @@
-"""Full-text search over app titles and descriptions, on both backends.
+"""Full-text search over the feed's app titles and descriptions, on both backends.
 
-SQLite searches ``apps_fts``, an FTS5 external-content table over ``apps`` kept in sync by
-triggers; PostgreSQL matches ``to_tsvector('simple', title || ' ' || description)``
-against a GIN expression index restricted to the feed predicate. Both are created by
-migration 0004 and are invisible to the models, so autogenerate is told to ignore them
+Search serves the public feed only, so both indexes hold only the feed's apps (migration
+0005): SQLite's ``apps_fts`` is an FTS5 table over the view ``apps_fts_source``, kept in
+sync by triggers; PostgreSQL matches the stored ``tsvector`` column ``apps.search_doc``
+against the GIN index ``ix_apps_search`` restricted to the feed predicate. Both index
+the framework as a word of its own, so a search with a framework filter is one index
+lookup. All of it is invisible to the models, so autogenerate is told to ignore it
 (:func:`is_unmanaged`, used by ``migrations/env.py``).
 
 A search string is reduced to at most eight words of letters and digits; every word must
@@ -23,22 +25,20 @@ from stich.errors import InvalidInput
 
 FTS_TABLE = "apps_fts"
 SEARCH_INDEX = "ix_apps_search"
+SEARCH_COLUMN = "search_doc"
 MAX_TERMS = 8
 MAX_QUERY_LENGTH = 200
-
-# Exactly the expression of the GIN index (constants inline: a bound parameter in its
-# place would stop PostgreSQL from matching the index).
-PG_DOCUMENT = (
-    "to_tsvector('simple', coalesce(apps.title, '') || ' ' || coalesce(apps.description, ''))"
-)
 
 # Letters and digits; '_' separates words, as in both tokenizers.
 _WORD = re.compile(r"[^\W_]+")
 
 
 def is_unmanaged(name: str | None) -> bool:
-    """Schema objects migration 0004 creates by hand; autogenerate must not compare them."""
-    return name is not None and (name == SEARCH_INDEX or name.startswith(FTS_TABLE))
+    """Schema objects migrations 0003 and 0005 create by hand; autogenerate must not
+    compare them."""
+    return name is not None and (
+        name in (SEARCH_INDEX, SEARCH_COLUMN) or name.startswith(FTS_TABLE)
+    )
 
 
 def search_terms(query: str) -> list[str]:
@@ -54,22 +54,40 @@ def terms_digest(terms: list[str]) -> str:
     return hashlib.sha256(" ".join(terms).encode()).hexdigest()[:12]
 
 
-# The bound parameter carrying a search's words into :func:`match_clause`.
+# The bound parameters carrying a search's words (and, on PostgreSQL, its framework).
 PARAMETER = "search_query"
+FRAMEWORK_PARAMETER = "search_framework"
 
 
-def match_clause(dialect: str, value: str | None = None) -> ColumnElement[bool] | TextClause:
+def match_clause(
+    dialect: str, value: str | None = None, *, framework: bool = False, walk: bool = False
+) -> ColumnElement[bool] | TextClause:
     """A WHERE clause over ``apps`` true for apps whose title or description has every
     word of the parameter :data:`PARAMETER`: ``value`` (made by :func:`match_value`), or
-    supplied at execution. Constant SQL: the user's words travel only in the parameter."""
-    parameter = bindparam(PARAMETER, value, type_=String)
+    supplied at execution. Constant SQL: the user's words travel only in parameters.
+
+    On PostgreSQL ``framework`` adds the framework's lexeme (:data:`FRAMEWORK_PARAMETER`,
+    see :func:`pg_framework_query`) to the match, and ``walk`` writes the match as a
+    function call the GIN index cannot serve, so the planner walks the sort's index and
+    tests each row's stored ``search_doc`` (a dense search); otherwise ``@@`` lets it
+    start from the GIN index (a sparse one). On SQLite the framework travels inside the
+    FTS query and the plan is chosen with INDEXED BY (see ``stich.gallery.feed``).
+    """
     if dialect == "sqlite":
         return literal_column("apps.rowid").in_(
             text(
                 f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :{PARAMETER}"  # noqa: S608
-            ).bindparams(parameter)
+            ).bindparams(bindparam(PARAMETER, value, type_=String))
         )
-    return text(f"{PG_DOCUMENT} @@ to_tsquery('simple', :{PARAMETER})").bindparams(parameter)
+    query = f"to_tsquery('simple', :{PARAMETER})"
+    if framework:
+        query = f"({query} && CAST(:{FRAMEWORK_PARAMETER} AS tsquery))"
+    clause = (
+        f"ts_match_vq(apps.{SEARCH_COLUMN}, {query})"
+        if walk
+        else f"apps.{SEARCH_COLUMN} @@ {query}"
+    )
+    return text(clause).bindparams(bindparam(PARAMETER, value, type_=String))
 
 
 def match_value(terms: list[str], dialect: str, framework: str | None = None) -> str:
@@ -90,11 +108,25 @@ def framework_token(framework: str) -> str:
     return "fw" + framework.encode().hex()
 
 
+def pg_framework_query(framework: str) -> str:
+    """A tsquery (text) matching PostgreSQL's framework lexeme ``@fw=<framework>`` exactly:
+    quoted, so it is not parsed into words, with quotes and backslashes doubled."""
+    lexeme = f"@fw={framework}".replace("\\", "\\\\").replace("'", "''")
+    return f"'{lexeme}'"
+
+
 def matches(
     terms: list[str], dialect: str, framework: str | None = None
 ) -> ColumnElement[bool] | TextClause:
     """:func:`match_clause` with the words of ``terms`` (and ``framework``) bound."""
-    return match_clause(dialect, match_value(terms, dialect, framework))
+    clause = match_clause(
+        dialect, match_value(terms, dialect, framework), framework=framework is not None
+    )
+    if dialect != "sqlite" and framework is not None and isinstance(clause, TextClause):
+        clause = clause.bindparams(
+            bindparam(FRAMEWORK_PARAMETER, pg_framework_query(framework), type_=String)
+        )
+    return clause
 
 
 def sqlite_match_count() -> TextClause:
