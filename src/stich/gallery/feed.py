@@ -389,16 +389,49 @@ def _after(columns: list[Any]) -> ColumnElement[bool]:
     return descending_after(columns, values)
 
 
+def _authors_after_the_page(
+    shape: _Shape, page: Select[*tuple[Any, ...]], order: list[str]
+) -> Select[Any]:
+    """``page`` (app columns, ``user_id`` and extras, filtered, ordered and limited) with
+    the authors and viewer flags joined to its rows only, in :func:`gallery_select`'s
+    column order. For a sparse search, which reads and sorts all its matches: joining
+    ``users`` before the sort would look up an author for every match."""
+    rows = page.subquery("page")
+    columns: list[Any] = [rows.c[column.key] for column in _APP_COLUMNS]
+    columns += [
+        User.username.label("author_username"),
+        User.display_name.label("author_display_name"),
+        User.avatar_url.label("author_avatar_url"),
+    ]
+    if shape.viewer:
+        viewer = bindparam("viewer_id", type_=String)
+        for model, label in ((Star, "starred"), (Favorite, "favorited")):
+            mine = exists().where(model.user_id == viewer, model.app_id == rows.c.id)
+            columns.append(mine.label(label))
+    known = {column.key for column in _APP_COLUMNS} | {"user_id"}
+    columns += [column for column in rows.c if column.key not in known]
+    return (
+        select(*columns)
+        .select_from(rows.outerjoin(User, User.id == rows.c.user_id))
+        .order_by(*(rows.c[name].desc() for name in order))
+    )
+
+
 @cache
 def _counter_select(sort: FeedSort, shape: _Shape) -> CompiledSelect:
     """The page query of ``recent``, ``updated`` and all-time ``popular`` / ``viewed``."""
     field, _, index = _COUNTER_SORTS[sort]
     sort_column: Column = getattr(App, field)
-    stmt = _walk(_select(shape), shape, index).where(*_filters(shape))
+    if shape.search and not shape.walk:
+        stmt = select(*_APP_COLUMNS, App.user_id).where(*_filters(shape))
+    else:
+        stmt = _walk(_select(shape), shape, index).where(*_filters(shape))
     if shape.after:
         stmt = stmt.where(_after([sort_column, App.id]))
     stmt = stmt.order_by(_key(sort_column, shape).desc(), App.id.desc())
     stmt = stmt.limit(bindparam("limit"))
+    if shape.search and not shape.walk:
+        stmt = _authors_after_the_page(shape, stmt, [field, "id"])
     return CompiledSelect(stmt)
 
 
@@ -426,6 +459,29 @@ def _snapshot_select(shape: _Shape) -> CompiledSelect:
             bindparam("limit")
         )
     )
+
+
+@cache
+def _sparse_snapshot_search_select(shape: _Shape) -> CompiledSelect:
+    """A sparse search's page over a snapshot, driven from the search's matches: each
+    match's score looked up in the snapshot (0 when unranked; ranked scores are > 0, so
+    this is the walk's order: ranked apps by score, then the rest newest first)."""
+    ranked_score = (
+        select(FeedRanking.score)
+        .where(
+            FeedRanking.ranking == bindparam("ranking", type_=String),
+            FeedRanking.generation == bindparam("generation", type_=Integer),
+            FeedRanking.app_id == App.id,
+        )
+        .scalar_subquery()
+    )
+    score = func.coalesce(ranked_score, 0)
+    stmt = select(*_APP_COLUMNS, App.user_id, score.label("score")).where(*_filters(shape))
+    order: list[Any] = [score, App.created_at, App.id]
+    if shape.after:
+        stmt = stmt.where(_after(order))
+    stmt = stmt.order_by(*(column.desc() for column in order)).limit(bindparam("limit"))
+    return CompiledSelect(_authors_after_the_page(shape, stmt, ["score", "created_at", "id"]))
 
 
 @cache
@@ -616,9 +672,12 @@ class FeedQuery:
         start = period_start(request.sort, request.period, reference)
         wanted = request.limit + 1
         rows: list[GalleryRow] = []
-        if after_score is None or after_score[0] > 0:
+        sparse_search = bool(request.search_terms) and not self.walk
+        if generation is not None and sparse_search:
+            rows = self._sparse_search_from_snapshot(generation, after_score, wanted)
+        elif after_score is None or after_score[0] > 0:
             rows = self._active(reference, start, after_score, wanted, generation)
-        if len(rows) < wanted:
+        if len(rows) < wanted and not (generation is not None and sparse_search):
             tail_after = after_score[1:] if after_score and after_score[0] == 0 else None
             rows += self._inactive(start, reference, tail_after, wanted - len(rows), generation)
         if len(rows) <= request.limit:
@@ -630,6 +689,22 @@ class FeedQuery:
             [reference.isoformat(), last.score, last.created_at, last.id, generation or 0],
         )
         return rows, cursor
+
+    def _sparse_search_from_snapshot(
+        self, generation: int, after: tuple[int, datetime, str] | None, limit: int
+    ) -> list[GalleryRow]:
+        """A sparse search over a snapshot: its few matches, each with its snapshot score
+        (0 if unranked), sorted; the same order as the walk of the ranked apps followed by
+        the rest, in one statement that never walks the ranking."""
+        statement = _sparse_snapshot_search_select(self._shape(after=after is not None))
+        rows = self._rows(
+            statement,
+            list(after) if after is not None else None,
+            ranking=ranking_name(self.request.sort, self.request.period),
+            generation=generation,
+            limit=limit,
+        )
+        return [self._to_row(r, int(r[self._score_at])) for r in rows]
 
     def _snapshot_generation(
         self, reference: date, now: datetime, continuing: int | None

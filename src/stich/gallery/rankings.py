@@ -103,6 +103,10 @@ def refresh(session: Session, ranking: str, now: datetime) -> Refreshed:
         .select_from(FeedRanking)
         .where(FeedRanking.ranking == ranking, FeedRanking.generation == generation)
     )
+    if session.get_bind().dialect.name == "postgresql":
+        # Planner statistics for the new generation: without them PostgreSQL takes it for
+        # a handful of rows and, e.g., looks scores up by scanning the whole ranking.
+        session.execute(text("ANALYZE feed_rankings"))
     snapshot.previous_generation = snapshot.generation or None
     snapshot.generation = generation
     snapshot.reference_day = today
