@@ -358,6 +358,39 @@ def test_a_search_lists_exactly_the_matching_apps_of_the_feed_in_its_order(
     assert plans == {True, False}  # both plans were exercised
 
 
+def test_an_app_that_changes_framework_after_a_snapshot_is_listed_once_under_the_new_one(
+    db: Database,
+) -> None:
+    alice = make_user(db)
+    moving = make_app(db, alice.user_id, title="Mover", framework="vue")
+    staying = make_app(db, alice.user_id, title="Stayer", framework="react")
+    for app_id in (moving, staying):
+        _add_daily(db, app_id, TODAY, stars=3)
+    with db.write() as uow:
+        rankings.refresh(uow.session, "popular:today", NOON)
+    with db.write() as uow:  # after the snapshot: the snapshot still says "vue"
+        uow.session.execute(update(App).where(App.id == moving).values(framework="react"))
+
+    def listing(framework: str, q: str | None = None) -> list[tuple[str, int | None]]:
+        terms = (q,) if q else ()
+        request = FeedRequest(
+            sort=FeedSort.POPULAR, period=FeedPeriod.TODAY, framework=framework, search_terms=terms
+        )
+        with db.read() as uow:
+            page = FeedQuery(uow.session, request, None).page(TODAY, NOON)
+        return [(row.id, row.score) for row in page.items]
+
+    # Ranked under react: the app that stayed; the one that moved is in react's score-0
+    # tail until the next rebuild, and in no vue listing any more.
+    assert listing("react") == [(staying, 3), (moving, 0)]
+    assert listing("vue") == []
+    assert listing("react", "mover") == [(moving, 0)]
+    assert listing("vue", "mover") == []
+    with db.write() as uow:
+        rankings.refresh(uow.session, "popular:today", NOON)
+    assert listing("react") == [(staying, 3), (moving, 3)]  # newest first on a tie
+
+
 def test_the_search_index_follows_apps_into_and_out_of_the_feed(
     client: TestClient, db: Database
 ) -> None:

@@ -435,29 +435,36 @@ def _counter_select(sort: FeedSort, shape: _Shape) -> CompiledSelect:
     return CompiledSelect(stmt)
 
 
+def _in_snapshot(shape: _Shape) -> list[ColumnElement[bool]]:
+    """Rows of the walked snapshot (``:ranking``, ``:generation``); with a framework
+    filter, only the entries ranked under that framework (``ix_feed_rankings_fw_walk``)."""
+    conditions = [
+        FeedRanking.ranking == bindparam("ranking", type_=String),
+        FeedRanking.generation == bindparam("generation", type_=Integer),
+    ]
+    if shape.framework:
+        conditions.append(FeedRanking.framework == bindparam("framework", type_=String))
+    return conditions
+
+
 @cache
 def _snapshot_select(shape: _Shape) -> CompiledSelect:
-    """The scored apps of a snapshot, walked down ``ix_feed_rankings_walk``; apps that
-    have since left the feed (or do not match the filters) are skipped."""
+    """The scored apps of a snapshot, walked down ``ix_feed_rankings_[fw_]walk``; apps
+    that have since left the feed (or do not match the filters) are skipped. (A sparse
+    search reads its matches instead: ``_sparse_snapshot_search_select``.)"""
     ranked = FeedRanking
+    walk = "ix_feed_rankings_fw_walk" if shape.framework else "ix_feed_rankings_walk"
     stmt = (
         _select(shape, ranked.score.label("score"))
         .join(ranked, ranked.app_id == App.id)
-        .where(
-            ranked.ranking == bindparam("ranking", type_=String),
-            ranked.generation == bindparam("generation", type_=Integer),
-            *_filters(shape),
-        )
+        .where(*_in_snapshot(shape), *_filters(shape))
+        .with_hint(ranked, f"INDEXED BY {walk}", "sqlite")
     )
-    if not shape.search or shape.walk:  # (a sparse search starts from its matches)
-        stmt = stmt.with_hint(ranked, "INDEXED BY ix_feed_rankings_walk", "sqlite")
     order: list[Column] = [ranked.score, ranked.created_at, ranked.app_id]
     if shape.after:
         stmt = stmt.where(_after(order))
     return CompiledSelect(
-        stmt.order_by(_key(order[0], shape).desc(), *(column.desc() for column in order[1:])).limit(
-            bindparam("limit")
-        )
+        stmt.order_by(*(column.desc() for column in order)).limit(bindparam("limit"))
     )
 
 
@@ -468,11 +475,7 @@ def _sparse_snapshot_search_select(shape: _Shape) -> CompiledSelect:
     this is the walk's order: ranked apps by score, then the rest newest first)."""
     ranked_score = (
         select(FeedRanking.score)
-        .where(
-            FeedRanking.ranking == bindparam("ranking", type_=String),
-            FeedRanking.generation == bindparam("generation", type_=Integer),
-            FeedRanking.app_id == App.id,
-        )
+        .where(*_in_snapshot(shape), FeedRanking.app_id == App.id)
         .scalar_subquery()
     )
     score = func.coalesce(ranked_score, 0)
@@ -486,12 +489,9 @@ def _sparse_snapshot_search_select(shape: _Shape) -> CompiledSelect:
 
 @cache
 def _snapshot_tail_select(shape: _Shape) -> CompiledSelect:
-    """The apps a snapshot does not rank (score 0), newest first."""
-    ranked = exists().where(
-        FeedRanking.ranking == bindparam("ranking", type_=String),
-        FeedRanking.generation == bindparam("generation", type_=Integer),
-        FeedRanking.app_id == App.id,
-    )
+    """The apps a snapshot does not rank (score 0; with a framework filter: not under
+    that framework), newest first."""
+    ranked = exists().where(*_in_snapshot(shape), FeedRanking.app_id == App.id)
     stmt = _walk(_select(shape), shape, "recent").where(*_filters(shape), ~ranked)
     if shape.after:
         stmt = stmt.where(_after([App.created_at, App.id]))

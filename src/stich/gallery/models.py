@@ -77,12 +77,25 @@ class FeedRanking(Base):
     score: Mapped[int] = mapped_column(BigInteger, nullable=False)
     # The app's created_at, the ranking's tie-breaker, copied so the index orders fully.
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    # The app's framework when ranked, so a framework's listing walks its own entries
+    # (ix_feed_rankings_fw_walk). An app whose framework changed since is found in the
+    # score-0 tail of its new framework until the next rebuild.
+    framework: Mapped[str | None] = mapped_column(String(40))
 
 
 Index(
     "ix_feed_rankings_walk",
     FeedRanking.ranking,
     FeedRanking.generation,
+    FeedRanking.score,
+    FeedRanking.created_at,
+    FeedRanking.app_id,
+)
+Index(
+    "ix_feed_rankings_fw_walk",
+    FeedRanking.ranking,
+    FeedRanking.generation,
+    FeedRanking.framework,
     FeedRanking.score,
     FeedRanking.created_at,
     FeedRanking.app_id,

@@ -80,7 +80,7 @@ def refresh(session: Session, ranking: str, now: datetime) -> Refreshed:
     contribution = score_contribution(sort, today)
     score = cast(func.sum(contribution), BigInteger)
     scores = (
-        select(literal(ranking), literal(generation), App.id, score, App.created_at)
+        select(literal(ranking), literal(generation), App.id, score, App.created_at, App.framework)
         .select_from(AppDailyStats)
         .join(App, App.id == AppDailyStats.app_id)
         .where(
@@ -88,10 +88,10 @@ def refresh(session: Session, ranking: str, now: datetime) -> Refreshed:
             AppDailyStats.day <= today,
             text(FEED_PREDICATE),
         )
-        .group_by(App.id, App.created_at)
+        .group_by(App.id, App.created_at, App.framework)
         .having(func.sum(contribution) > 0)
     )
-    columns = ["ranking", "generation", "app_id", "score", "created_at"]
+    columns = ["ranking", "generation", "app_id", "score", "created_at", "framework"]
     session.execute(insert(FeedRanking).from_select(columns, scores))
     session.execute(
         delete(FeedRanking).where(

@@ -1,4 +1,5 @@
-"""feed search: a full-text index of the feed alone, with the framework as a token
+"""feed search: a full-text index of the feed alone, with the framework as a token;
+rankings by framework
 
 Revision ID: 0005
 Revises: 0004
@@ -21,12 +22,17 @@ counts of matches are exact index lookups, with no join back to ``apps``.
   test each row's match without re-parsing its text. Adding the column rewrites
   ``apps`` under an exclusive lock (about 2 s per 100k apps).
 
+Both: ``feed_rankings.framework`` (the app's framework when ranked, backfilled here) and
+``ix_feed_rankings_fw_walk``, so a windowed listing filtered by framework walks only
+that framework's entries.
+
 Caution for later migrations, as in 0003: a SQLite batch migration that recreates
 ``apps`` drops these triggers and renumbers rowids; recreate them and rebuild.
 """
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
@@ -148,9 +154,23 @@ def upgrade() -> None:
     sqlite = op.get_bind().dialect.name == "sqlite"
     for statement in SQLITE_UPGRADE if sqlite else PG_UPGRADE:
         op.execute(statement)
+    op.add_column("feed_rankings", sa.Column("framework", sa.String(length=40), nullable=True))
+    op.execute(
+        "UPDATE feed_rankings SET framework = "
+        "(SELECT apps.framework FROM apps WHERE apps.id = feed_rankings.app_id)"
+    )
+    op.create_index(
+        "ix_feed_rankings_fw_walk",
+        "feed_rankings",
+        ["ranking", "generation", "framework", "score", "created_at", "app_id"],
+        unique=False,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_feed_rankings_fw_walk", table_name="feed_rankings")
+    with op.batch_alter_table("feed_rankings") as batch_op:
+        batch_op.drop_column("framework")
     sqlite = op.get_bind().dialect.name == "sqlite"
     for statement in SQLITE_DOWNGRADE if sqlite else PG_DOWNGRADE:
         op.execute(statement)
