@@ -138,7 +138,11 @@ PG_UPGRADE = [
         || array_to_tsvector(ARRAY['@fw=' || coalesce(framework, '')])
     ) STORED""",
     "DROP INDEX IF EXISTS ix_apps_search",
-    f"CREATE INDEX ix_apps_search ON apps USING gin (search_doc) WHERE {FEED_PREDICATE}",
+    # fastupdate off: with it, changed rows wait in a pending list that every search
+    # scans until a vacuum merges it (measured: searches twice as slow after a day of
+    # view counting); off, each change pays its index insert at once.
+    f"""CREATE INDEX ix_apps_search ON apps USING gin (search_doc)
+        WITH (fastupdate = off) WHERE {FEED_PREDICATE}""",
 ]
 
 PG_DOWNGRADE = [
