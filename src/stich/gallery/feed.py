@@ -27,6 +27,11 @@ integer arithmetic, identical on both backends.
 A period's window is pinned by the first page: its reference day travels in the
 cursor, so a walk that crosses midnight keeps its window, and counts that only grow
 (new stars, views) move apps up, never back into pages already seen.
+
+A search counts its matches first, and the count picks the page's plan: a dense search
+walks the sort's index testing each app, a sparse one reads its few matches and sorts
+them (:func:`walks_index`, ``_leading_key``). Every statement shape is built and compiled
+once per process (``stich.db.compiled``); see docs/gallery.md, "Speed".
 """
 
 from __future__ import annotations
@@ -364,7 +369,7 @@ def walks_index(matches: int, feed_size: int, wanted: int) -> bool:
     return matches > 0 and wanted * feed_size < WALK_ADVANTAGE * matches * matches
 
 
-def _key(column: Any, shape: _Shape) -> Any:
+def _leading_key(column: Any, shape: _Shape) -> Any:
     """The leading sort key. A sparse search on PostgreSQL orders by ``column + 0``: no
     btree provides that order, so the planner starts from the GIN index and sorts the few
     matches (it cannot tell a rare word from a common one, and would walk the btree)."""
@@ -428,7 +433,7 @@ def _counter_select(sort: FeedSort, shape: _Shape) -> CompiledSelect:
         stmt = _walk(_select(shape), shape, index).where(*_filters(shape))
     if shape.after:
         stmt = stmt.where(_after([sort_column, App.id]))
-    stmt = stmt.order_by(_key(sort_column, shape).desc(), App.id.desc())
+    stmt = stmt.order_by(_leading_key(sort_column, shape).desc(), App.id.desc())
     stmt = stmt.limit(bindparam("limit"))
     if shape.search and not shape.walk:
         stmt = _authors_after_the_page(shape, stmt, [field, "id"])
@@ -495,9 +500,8 @@ def _snapshot_tail_select(shape: _Shape) -> CompiledSelect:
     stmt = _walk(_select(shape), shape, "recent").where(*_filters(shape), ~ranked)
     if shape.after:
         stmt = stmt.where(_after([App.created_at, App.id]))
-    return CompiledSelect(
-        stmt.order_by(_key(App.created_at, shape).desc(), App.id.desc()).limit(bindparam("limit"))
-    )
+    stmt = stmt.order_by(_leading_key(App.created_at, shape).desc(), App.id.desc())
+    return CompiledSelect(stmt.limit(bindparam("limit")))
 
 
 _FEED_TOTAL = (
