@@ -46,6 +46,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Date,
     Integer,
     Interval,
     Select,
@@ -326,7 +327,10 @@ class _Shape:
     after: bool  # a cursor: only rows after its values
     viewer: bool
     dialect: str
-    walk: bool = False  # a search dense enough to walk the sort's index (SQLite)
+    walk: bool = False  # a search dense enough to walk the sort's index
+    # A first page of a windowed sort: the walked generation is the current snapshot's
+    # if it is fresh, looked up inside the page statement (one round trip less).
+    fresh_snapshot: bool = False
 
 
 def _filters(shape: _Shape) -> list[Criterion]:
@@ -440,12 +444,36 @@ def _counter_select(sort: FeedSort, shape: _Shape) -> CompiledSelect:
     return CompiledSelect(stmt)
 
 
+# The current generation of ``:ranking`` if it was computed for ``:reference`` no earlier
+# than ``:fresh_after``; else NULL (the page then finds nothing and asks again).
+_FRESH_GENERATION = (
+    select(FeedRankingSnapshot.generation)
+    .where(
+        FeedRankingSnapshot.ranking == bindparam("ranking", type_=String),
+        FeedRankingSnapshot.reference_day == bindparam("reference", type_=Date),
+        FeedRankingSnapshot.computed_at >= bindparam("fresh_after", type_=UTCDateTime()),
+        FeedRankingSnapshot.generation > 0,
+    )
+    .scalar_subquery()
+)
+
+
+def _generation(shape: _Shape) -> Any:
+    return _FRESH_GENERATION if shape.fresh_snapshot else bindparam("generation", type_=Integer)
+
+
+def _walked_generation(shape: _Shape) -> list[Any]:
+    """The extra column saying which generation a fresh-snapshot page walked."""
+    return [_FRESH_GENERATION.label("walked_generation")] if shape.fresh_snapshot else []
+
+
 def _in_snapshot(shape: _Shape) -> list[ColumnElement[bool]]:
-    """Rows of the walked snapshot (``:ranking``, ``:generation``); with a framework
-    filter, only the entries ranked under that framework (``ix_feed_rankings_fw_walk``)."""
+    """Rows of the walked snapshot (``:ranking``, and ``:generation`` or the fresh one);
+    with a framework filter, only the entries ranked under that framework
+    (``ix_feed_rankings_fw_walk``)."""
     conditions = [
         FeedRanking.ranking == bindparam("ranking", type_=String),
-        FeedRanking.generation == bindparam("generation", type_=Integer),
+        FeedRanking.generation == _generation(shape),
     ]
     if shape.framework:
         conditions.append(FeedRanking.framework == bindparam("framework", type_=String))
@@ -460,7 +488,7 @@ def _snapshot_select(shape: _Shape) -> CompiledSelect:
     ranked = FeedRanking
     walk = "ix_feed_rankings_fw_walk" if shape.framework else "ix_feed_rankings_walk"
     stmt = (
-        _select(shape, ranked.score.label("score"))
+        _select(shape, ranked.score.label("score"), *_walked_generation(shape))
         .join(ranked, ranked.app_id == App.id)
         .where(*_in_snapshot(shape), *_filters(shape))
         .with_hint(ranked, f"INDEXED BY {walk}", "sqlite")
@@ -484,7 +512,9 @@ def _sparse_snapshot_search_select(shape: _Shape) -> CompiledSelect:
         .scalar_subquery()
     )
     score = func.coalesce(ranked_score, 0)
-    stmt = select(*_APP_COLUMNS, App.user_id, score.label("score")).where(*_filters(shape))
+    stmt = select(
+        *_APP_COLUMNS, App.user_id, score.label("score"), *_walked_generation(shape)
+    ).where(*_filters(shape))
     order: list[Any] = [score, App.created_at, App.id]
     if shape.after:
         stmt = stmt.where(_after(order))
@@ -578,7 +608,7 @@ class FeedQuery:
         # Where a row's score is, after the item columns and the viewer's flags.
         self._score_at = _ITEM_WIDTH + (2 if viewer_id is not None else 0)
 
-    def _shape(self, *, after: bool) -> _Shape:
+    def _shape(self, *, after: bool, fresh_snapshot: bool = False) -> _Shape:
         return _Shape(
             framework=self.request.framework is not None,
             search=bool(self.request.search_terms),
@@ -586,6 +616,7 @@ class FeedQuery:
             viewer=self.viewer_id is not None,
             dialect=self.dialect,
             walk=self.walk,
+            fresh_snapshot=fresh_snapshot,
         )
 
     def _rows(
@@ -594,7 +625,10 @@ class FeedQuery:
         values = {**self.params, **params}
         for i, value in enumerate(after or ()):
             values[f"after_{i}"] = value
-        rows = statement.rows(self.session, values)
+        return self._note_total(statement.rows(self.session, values))
+
+    def _note_total(self, rows: list[Sequence[Any]]) -> list[Sequence[Any]]:
+        """Keep the feed's total that a page statement brought along (see _select)."""
         if rows and not self.request.search_terms and self._feed_total is None:
             self._feed_total = rows[0][-1] or 0
         return rows
@@ -657,7 +691,7 @@ class FeedQuery:
         position = _FIELD_INDEX[field]
         rows = [
             self._to_row(r, r[position] if scored else None)
-            for r in statement.rows(self.session, values)
+            for r in self._note_total(statement.rows(self.session, values))
         ]
         if len(rows) <= request.limit:
             return rows, None
@@ -672,15 +706,19 @@ class FeedQuery:
         reference, after_score, continuing = today, None, None
         if request.cursor is not None:
             reference, after_score, continuing = self._decode_scored_cursor(today)
-        generation = self._snapshot_generation(reference, now, continuing)
         start = period_start(request.sort, request.period, reference)
         wanted = request.limit + 1
-        rows: list[GalleryRow] = []
         sparse_search = bool(request.search_terms) and not self.walk
-        if generation is not None and sparse_search:
-            rows = self._sparse_search_from_snapshot(generation, after_score, wanted)
-        elif after_score is None or after_score[0] > 0:
-            rows = self._active(reference, start, after_score, wanted, generation)
+        first = self._from_fresh_snapshot(today, now, wanted) if request.cursor is None else None
+        generation: int | None
+        if first is not None:
+            rows, generation = first
+        else:
+            rows, generation = [], self._snapshot_generation(reference, now, continuing)
+            if generation is not None and sparse_search:
+                rows = self._sparse_search_from_snapshot(generation, after_score, wanted)
+            elif after_score is None or after_score[0] > 0:
+                rows = self._active(reference, start, after_score, wanted, generation)
         if len(rows) < wanted and not (generation is not None and sparse_search):
             tail_after = after_score[1:] if after_score and after_score[0] == 0 else None
             rows += self._inactive(start, reference, tail_after, wanted - len(rows), generation)
@@ -693,6 +731,30 @@ class FeedQuery:
             [reference.isoformat(), last.score, last.created_at, last.id, generation or 0],
         )
         return rows, cursor
+
+    def _from_fresh_snapshot(
+        self, today: date, now: datetime, limit: int
+    ) -> tuple[list[GalleryRow], int] | None:
+        """A first page straight from the current snapshot, its freshness checked inside
+        the statement: the rows and the generation walked, or None when it found nothing
+        (a missing or stale snapshot, or no ranked app matching; the caller then looks the
+        snapshot up and carries on as for any page)."""
+        shape = self._shape(after=False, fresh_snapshot=True)
+        sparse_search = bool(self.request.search_terms) and not self.walk
+        statement = _sparse_snapshot_search_select(shape) if sparse_search else None
+        statement = statement or _snapshot_select(shape)
+        found = self._rows(
+            statement,
+            ranking=ranking_name(self.request.sort, self.request.period),
+            reference=today,
+            fresh_after=now - self.ranking_max_age,
+            limit=limit,
+        )
+        generation_at = self._score_at + 1
+        if not found or found[0][generation_at] is None:
+            return None
+        rows = [self._to_row(r, int(r[self._score_at])) for r in found]
+        return rows, int(found[0][generation_at])
 
     def _sparse_search_from_snapshot(
         self, generation: int, after: tuple[int, datetime, str] | None, limit: int
