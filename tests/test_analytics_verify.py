@@ -3,9 +3,6 @@ database that someone (or something) has knocked out of true."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -22,25 +19,13 @@ from stich.db import Database
 from stich.gallery.models import FeedCount
 from stich.gallery.repository import Reaction
 from stich.gallery.service import GalleryService
+from tests.cli_support import run_stich
 from tests.conftest import TEST_SERVER_KEY
 from tests.factories import make_user
 from tests.gallery_support import make_app
 
 DAY = date(2026, 10, 5)
 AT = datetime(2026, 10, 5, 12, tzinfo=UTC)
-
-
-def _stich(database_url: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STICH_")}
-    return subprocess.run(
-        [sys.executable, "-m", "stich.cli", "--database-url", database_url, *args],
-        cwd=cwd,
-        env=env,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def _activity(db: Database) -> tuple[str, str]:
@@ -89,7 +74,7 @@ def test_verify_reports_nothing_on_a_true_database(
     db: Database, database_url: str, tmp_path: Path
 ) -> None:
     _activity(db)
-    result = _stich(database_url, "db", "verify", cwd=tmp_path)
+    result = run_stich("--database-url", database_url, "db", "verify", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "stars: no drift" in result.stdout
     assert "daily rollups: no drift" in result.stdout
@@ -102,7 +87,7 @@ def test_verify_reports_each_drift_and_repair_fixes_them_all(
     app_id, _fork = _activity(db)
     _knock_out_of_true(db, app_id, backend)
 
-    found = _stich(database_url, "db", "verify", cwd=tmp_path)
+    found = run_stich("--database-url", database_url, "db", "verify", cwd=tmp_path)
     assert found.returncode == 1
     out = found.stdout
     assert f"stars: {app_id}: star_count is 7, recount 1" in out
@@ -120,7 +105,16 @@ def test_verify_reports_each_drift_and_repair_fixes_them_all(
     if backend == "sqlite":
         assert "search index: apps_fts: does not match" in out
 
-    repaired = _stich(database_url, "db", "verify", "--repair", "--batch-size", "1", cwd=tmp_path)
+    repaired = run_stich(
+        "--database-url",
+        database_url,
+        "db",
+        "verify",
+        "--repair",
+        "--batch-size",
+        "1",
+        cwd=tmp_path,
+    )
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
     assert "stars: repaired 1 drifts, 0 left" in repaired.stdout
     assert "repairing" in repaired.stderr  # the progress bar
@@ -129,7 +123,7 @@ def test_verify_reports_each_drift_and_repair_fixes_them_all(
         app = uow.session.get_one(App, app_id)
         counters = (app.star_count, app.favorite_count, app.view_count, app.fork_count)
     assert counters == (1, 1, 3, 1)
-    again = _stich(database_url, "db", "verify", cwd=tmp_path)
+    again = run_stich("--database-url", database_url, "db", "verify", cwd=tmp_path)
     assert again.returncode == 0, again.stdout
 
 

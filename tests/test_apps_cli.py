@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,20 +12,8 @@ from stich.db import Database
 from stich.db.base import utcnow
 from stich.errors import Invalid
 from tests.apps_support import live_fork_count, load_app, make_app, set_columns
+from tests.cli_support import run_stich
 from tests.factories import make_user
-
-
-def _stich(database_url: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STICH_")}
-    return subprocess.run(
-        [sys.executable, "-m", "stich.cli", "--database-url", database_url, *args],
-        cwd=cwd,
-        env=env,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_purge_command_in_batches(db: Database, database_url: str, tmp_path: Path) -> None:
@@ -42,13 +27,30 @@ def test_purge_command_in_batches(db: Database, database_url: str, tmp_path: Pat
         set_columns(db, app_id, deleted_at=utcnow() - timedelta(days=45))
     set_columns(db, recent, deleted_at=utcnow() - timedelta(days=3))
 
-    dry = _stich(database_url, "apps", "purge", "--older-than", "30d", "--dry-run", cwd=tmp_path)
+    dry = run_stich(
+        "--database-url",
+        database_url,
+        "apps",
+        "purge",
+        "--older-than",
+        "30d",
+        "--dry-run",
+        cwd=tmp_path,
+    )
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.startswith("6 apps")
     assert load_app(db, expired[0]) is not None
 
-    result = _stich(
-        database_url, "apps", "purge", "--older-than", "30d", "--batch-size", "2", cwd=tmp_path
+    result = run_stich(
+        "--database-url",
+        database_url,
+        "apps",
+        "purge",
+        "--older-than",
+        "30d",
+        "--batch-size",
+        "2",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     assert "purged 6 apps" in result.stdout
@@ -60,13 +62,17 @@ def test_purge_command_in_batches(db: Database, database_url: str, tmp_path: Pat
     assert load_app(db, parent).fork_count == live_fork_count(db, parent) == 0  # type: ignore[union-attr]
 
     # A shorter age reaches the recently deleted app too; nothing is left after that.
-    again = _stich(database_url, "apps", "purge", "--older-than", "1d", cwd=tmp_path)
+    again = run_stich(
+        "--database-url", database_url, "apps", "purge", "--older-than", "1d", cwd=tmp_path
+    )
     assert "purged 1 apps" in again.stdout
     assert load_app(db, recent) is None
 
 
 def test_purge_refuses_a_bad_duration(db: Database, database_url: str, tmp_path: Path) -> None:
-    result = _stich(database_url, "apps", "purge", "--older-than", "a month", cwd=tmp_path)
+    result = run_stich(
+        "--database-url", database_url, "apps", "purge", "--older-than", "a month", cwd=tmp_path
+    )
     assert result.returncode == 1
     assert "not a duration" in result.stderr
     assert "Traceback" not in result.stderr

@@ -126,6 +126,30 @@ def test_datetimes_round_trip_as_aware_utc(db: Database) -> None:
     assert later == 1
 
 
+def test_datetimes_written_by_raw_sql_read_back_as_aware_utc(db: Database, backend: str) -> None:
+    # SQL outside the type writes what it likes: on SQLite, text with an offset, or
+    # without one (CURRENT_TIMESTAMP's form), both read through the fast parser.
+    with db.write() as uow:
+        if backend == "postgresql":  # a stamp without an offset is in the session's zone
+            uow.session.execute(text("SET LOCAL TIME ZONE 'UTC'"))
+        uow.session.add_all([_user("offset@example.test"), _user("plain@example.test")])
+        uow.session.flush()
+        raw = {
+            "offset@example.test": "2026-01-01 02:00:00+02:00",
+            "plain@example.test": "2026-01-01 00:00:00",
+        }
+        for email, stamp in raw.items():
+            uow.session.execute(
+                text("UPDATE users SET locked_until = :stamp WHERE email = :email"),
+                {"stamp": stamp, "email": email},
+            )
+    with db.read() as read:
+        stored = dict(read.session.execute(select(User.email, User.locked_until)).all())
+    midnight = datetime(2026, 1, 1, tzinfo=UTC)
+    assert stored == {"offset@example.test": midnight, "plain@example.test": midnight}
+    assert all(value.utcoffset() == timedelta(0) for value in stored.values() if value)
+
+
 def test_naive_datetimes_are_refused(db: Database) -> None:
     with pytest.raises(Exception, match="naive datetime"), db.write() as uow:
         user = _user("n@example.test")

@@ -3,9 +3,6 @@ a second run finds nothing, and the maintained counts still agree."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -27,6 +24,7 @@ from stich.gallery import rankings
 from stich.gallery.models import Star
 from stich.maintenance.jobs import JOB_NAMES, run_maintenance, select_jobs
 from stich.users.models import AuthProvider, User
+from tests.cli_support import run_stich
 from tests.conftest import TEST_KEY_RING, TEST_SERVER_KEY, make_settings
 
 NOW = utcnow().replace(microsecond=0)
@@ -319,8 +317,7 @@ def test_unknown_job_is_refused():
 
 def test_the_command_runs_the_jobs(db: Database, database_url: str, tmp_path: Path):
     rows = store_rows(db)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STICH_")}
-    env.update(
+    env = dict(
         STICH_DATABASE_URL=database_url,
         STICH_SERVER_KEY=TEST_SERVER_KEY,
         STICH_SECRETS_KEYS=TEST_KEY_RING,
@@ -328,16 +325,7 @@ def test_the_command_runs_the_jobs(db: Database, database_url: str, tmp_path: Pa
         STICH_MAINTENANCE_BATCH_SIZE="1",
         COLUMNS="200",
     )
-
-    result = subprocess.run(
-        [sys.executable, "-m", "stich.cli", "maintenance", "run"],
-        check=False,
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_stich("maintenance", "run", cwd=tmp_path, env=env)
 
     assert result.returncode == 0, result.stderr
     assert "oauth_states" in result.stdout and "removed" in result.stdout

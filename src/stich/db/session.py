@@ -1,9 +1,11 @@
 """The unit of work: ``db.write()`` and ``db.read(consistency)``.
 
 A write unit of work runs on the primary in one transaction and commits once, on leaving
-the ``with`` block; the commit yields a bookmark. A read unit of work runs in a read-only
-transaction whose node is chosen by its consistency: ``"fast"`` (any healthy node),
-``"fresh"`` (the primary) or a bookmark string (a node that has caught up to it).
+the ``with`` block; the commit yields a bookmark. A read unit of work is read-only, on the
+node its consistency chooses: ``"fast"`` (any healthy node), ``"fresh"`` (the primary) or
+a bookmark string (a node that has caught up to it). On SQLite and on a replica its
+statements share one transaction; on the PostgreSQL primary each is its own read-only
+transaction (see :meth:`Database.read`).
 
     with db.write() as uow:
         AppService(uow.session).create(...)
@@ -17,8 +19,10 @@ With ``STICH_READ_REPLICA_URLS`` set (PostgreSQL), reads are routed by
 work ("primary", "replica-1", ...). A replica that fails mid-read (lost connection, or a
 query cancelled by a recovery conflict) is replaced by the primary for the statement that
 failed and the rest of the unit of work, transparently, as long as the failure surfaces
-while a statement executes (psycopg fetches results whole, so it does). Statements run on
-``uow.session.connection()`` directly bypass that retry.
+while a statement executes (psycopg fetches results whole, so it does): ORM and Core
+statements through ``uow.session``, and compiled driver SQL through
+:func:`run_driver_sql`. Statements run on ``uow.session.connection()`` directly bypass
+that retry.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ once per process (``stich.db.compiled``); see docs/gallery.md, "Speed".
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -762,15 +762,27 @@ class FeedQuery:
         """A sparse search over a snapshot: its few matches, each with its snapshot score
         (0 if unranked), sorted; the same order as the walk of the ranked apps followed by
         the rest, in one statement that never walks the ranking."""
-        statement = _sparse_snapshot_search_select(self._shape(after=after is not None))
+        return self._walk_snapshot(_sparse_snapshot_search_select, generation, after, limit)
+
+    def _walk_snapshot(
+        self,
+        statement_for: Callable[[_Shape], CompiledSelect],
+        generation: int,
+        after: tuple[Any, ...] | None,
+        limit: int,
+        *,
+        scored: bool = True,
+    ) -> list[GalleryRow]:
+        """Rows of one snapshot generation from the statement ``statement_for`` builds,
+        after the cursor's values ``after``; ``scored``: rows carry their score (else 0)."""
         rows = self._rows(
-            statement,
+            statement_for(self._shape(after=after is not None)),
             list(after) if after is not None else None,
             ranking=ranking_name(self.request.sort, self.request.period),
             generation=generation,
             limit=limit,
         )
-        return [self._to_row(r, int(r[self._score_at])) for r in rows]
+        return [self._to_row(r, int(r[self._score_at]) if scored else 0) for r in rows]
 
     def _snapshot_generation(
         self, reference: date, now: datetime, continuing: int | None
@@ -826,15 +838,7 @@ class FeedQuery:
         generation: int | None,
     ) -> list[GalleryRow]:
         if generation is not None:
-            statement = _snapshot_select(self._shape(after=after_score is not None))
-            rows = self._rows(
-                statement,
-                list(after_score) if after_score is not None else None,
-                ranking=ranking_name(self.request.sort, self.request.period),
-                generation=generation,
-                limit=limit,
-            )
-            return [self._to_row(r, int(r[self._score_at])) for r in rows]
+            return self._walk_snapshot(_snapshot_select, generation, after_score, limit)
         contribution = score_contribution(self.request.sort, reference)
         scores = (
             select(
@@ -866,15 +870,9 @@ class FeedQuery:
         generation: int | None = None,
     ) -> list[GalleryRow]:
         if generation is not None:
-            statement = _snapshot_tail_select(self._shape(after=after is not None))
-            rows = self._rows(
-                statement,
-                list(after) if after is not None else None,
-                ranking=ranking_name(self.request.sort, self.request.period),
-                generation=generation,
-                limit=limit,
+            return self._walk_snapshot(
+                _snapshot_tail_select, generation, after, limit, scored=False
             )
-            return [self._to_row(r, 0) for r in rows]
         active = exists().where(
             AppDailyStats.app_id == App.id,
             AppDailyStats.day >= start,
