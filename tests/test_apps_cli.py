@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,6 +17,11 @@ from tests.cli_support import run_stich
 from tests.factories import make_user
 
 
+def _purge(database_url: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``stich apps purge *args`` against ``database_url``."""
+    return run_stich("--database-url", database_url, "apps", "purge", *args, cwd=cwd)
+
+
 def test_purge_command_in_batches(db: Database, database_url: str, tmp_path: Path) -> None:
     owner = make_user(db)
     expired = [make_app(db, owner) for _ in range(5)]
@@ -27,31 +33,12 @@ def test_purge_command_in_batches(db: Database, database_url: str, tmp_path: Pat
         set_columns(db, app_id, deleted_at=utcnow() - timedelta(days=45))
     set_columns(db, recent, deleted_at=utcnow() - timedelta(days=3))
 
-    dry = run_stich(
-        "--database-url",
-        database_url,
-        "apps",
-        "purge",
-        "--older-than",
-        "30d",
-        "--dry-run",
-        cwd=tmp_path,
-    )
+    dry = _purge(database_url, "--older-than", "30d", "--dry-run", cwd=tmp_path)
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.startswith("6 apps")
     assert load_app(db, expired[0]) is not None
 
-    result = run_stich(
-        "--database-url",
-        database_url,
-        "apps",
-        "purge",
-        "--older-than",
-        "30d",
-        "--batch-size",
-        "2",
-        cwd=tmp_path,
-    )
+    result = _purge(database_url, "--older-than", "30d", "--batch-size", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "purged 6 apps" in result.stdout
     assert "purging apps" in result.stderr  # the progress bar
@@ -62,17 +49,13 @@ def test_purge_command_in_batches(db: Database, database_url: str, tmp_path: Pat
     assert load_app(db, parent).fork_count == live_fork_count(db, parent) == 0  # type: ignore[union-attr]
 
     # A shorter age reaches the recently deleted app too; nothing is left after that.
-    again = run_stich(
-        "--database-url", database_url, "apps", "purge", "--older-than", "1d", cwd=tmp_path
-    )
+    again = _purge(database_url, "--older-than", "1d", cwd=tmp_path)
     assert "purged 1 apps" in again.stdout
     assert load_app(db, recent) is None
 
 
 def test_purge_refuses_a_bad_duration(db: Database, database_url: str, tmp_path: Path) -> None:
-    result = run_stich(
-        "--database-url", database_url, "apps", "purge", "--older-than", "a month", cwd=tmp_path
-    )
+    result = _purge(database_url, "--older-than", "a month", cwd=tmp_path)
     assert result.returncode == 1
     assert "not a duration" in result.stderr
     assert "Traceback" not in result.stderr
