@@ -145,6 +145,10 @@ class Settings(BaseSettings):
     lockout_threshold: int = Field(default=5, ge=1, le=100)
     lockout_base_seconds: int = Field(default=60, ge=1, le=86400)
     lockout_max_seconds: int = Field(default=3600, ge=1, le=30 * 86400)
+    # Failed password sign-ins per client address (IPv6: per /64) within the window;
+    # beyond them that client is refused (429) before any password is checked.
+    login_client_max_failures: int = Field(default=20, ge=1, le=100_000)
+    login_client_window_seconds: int = Field(default=900, ge=1, le=86400)
     # OAuth (GitHub, Google). A provider is enabled when its client id is set; its
     # endpoints are settings so tests (and GitHub Enterprise) can point elsewhere.
     oauth_redirect_base_url: str = "http://127.0.0.1:8000"

@@ -44,10 +44,11 @@ from stich.auth.service import (
     Refused,
     anonymous_owner_hash,
 )
+from stich.auth.throttle import ClientThrottle, client_throttle
 from stich.config import Settings
 from stich.crypto.passwords import passwords_for
 from stich.db.base import utcnow
-from stich.errors import Invalid
+from stich.errors import Invalid, Locked, Unauthorized
 from stich.users.models import AuthProvider
 from stich.users.schemas import RegisterIn, UserOut
 from stich.users.service import UserService
@@ -98,14 +99,23 @@ def register(body: RegisterIn, ctx: Context, settings: SettingsDep) -> AuthOut:
         return AuthOut(user=UserOut.of(user), tokens=issued.token_pair(now), claimed_apps=claimed)
 
 
-@router.post("/auth/login", response_model=AuthOut, responses=errors(400, 401, 403, 422, 423))
-def login(body: LoginIn, ctx: Context, settings: SettingsDep) -> AuthOut:
+@router.post("/auth/login", response_model=AuthOut, responses=errors(400, 401, 403, 422, 423, 429))
+def login(
+    body: LoginIn,
+    ctx: Context,
+    settings: SettingsDep,
+    throttle: Annotated[ClientThrottle, Depends(client_throttle)],
+) -> AuthOut:
     """Sign in with email and password.
 
     An unknown email and a wrong password get the same answer. From the
-    ``STICH_LOCKOUT_THRESHOLD``-th consecutive failure the account is locked (423 with
-    ``Retry-After``), for a period that doubles with each further failure.
+    ``STICH_LOCKOUT_THRESHOLD``-th consecutive failure the account's password sign-in is
+    locked (423 with ``Retry-After``), for a period that doubles with each further
+    failure; its existing sessions and keys keep working. A client address with more than
+    ``STICH_LOGIN_CLIENT_MAX_FAILURES`` failures in the window gets 429 with
+    ``Retry-After``, before any password is checked or any account's failures counted.
     """
+    throttle.check(ctx.client_ip)
     owner_hash = anonymous_owner_hash(ctx.hasher, body.anonymous_token)
     passwords = passwords_for(settings)
     with ctx.read_fresh() as uow:
@@ -134,6 +144,8 @@ def login(body: LoginIn, ctx: Context, settings: SettingsDep) -> AuthOut:
                 tokens=outcome.issued.token_pair(now),
                 claimed_apps=outcome.claimed_apps,
             )
+    if isinstance(outcome.error, Unauthorized | Locked):  # a guess, not a suspended account
+        throttle.failed(ctx.client_ip)
     raise outcome.error  # after the commit: the failure is counted and audited
 
 

@@ -144,10 +144,25 @@ def locked_error(retry_after: int) -> Locked:
 
 
 def user_is_usable(user: User | None, now: datetime) -> bool:
+    """Whether the account's credentials (sessions, refresh tokens, keys, OAuth) work.
+
+    A sign-in lock is not a reason to refuse them: it protects the password, and anyone
+    can cause one by guessing; taking away credentials already proven would let anyone
+    sign a victim out (issue 13).
+    """
     if user is None:
         return False
-    locked = user.locked_until is not None and user.locked_until > now
-    return user.is_active and not user.is_suspended and user.deleted_at is None and not locked
+    return user.is_active and not user.is_suspended and user.deleted_at is None
+
+
+def password_lock(user: User, now: datetime) -> Locked | None:
+    """The refusal for a password check while the account is locked (None: not locked).
+
+    Password re-authentication is refused like a sign-in, before the password is checked.
+    """
+    if user.locked_until is None or user.locked_until <= now:
+        return None
+    return locked_error(max(1, math.ceil((user.locked_until - now).total_seconds())))
 
 
 # -- anonymous tokens --------------------------------------------------------------------
@@ -303,7 +318,9 @@ class AuthService:
     def reauthentication_failed(self, principal: Principal, now: datetime) -> Refused:
         """A wrong current password (password change, account deletion) counts towards
         lockout like a failed sign-in: a stolen session must not become a way to guess
-        the password without limit. Locking also ends the stolen session's use."""
+        the password without limit. Once locked, re-authentication is refused too
+        (:func:`password_lock`), so the session cannot change the password or delete the
+        account until the lock ends."""
         attempt = LoginAttempt(
             email_hash="", user_id=_uid(principal), password_hash=None, locked_until=None
         )

@@ -13,7 +13,7 @@ from stich.auth.dependencies import AccountReader, AccountWriter, SessionUser
 from stich.auth.endpoints import errors
 from stich.auth.principal import Principal
 from stich.auth.schemas import RevokedOut
-from stich.auth.service import AuthPolicy, AuthService
+from stich.auth.service import AuthPolicy, AuthService, password_lock
 from stich.config import Settings
 from stich.crypto.passwords import passwords_for
 from stich.db.base import utcnow
@@ -59,8 +59,11 @@ def change_password(
     signed out; ``revoked`` says how many."""
     passwords = passwords_for(settings)
     with ctx.read_fresh() as uow:
-        current_hash = UserService(uow.session).me(principal).password_hash
+        user = UserService(uow.session).me(principal)
+        current_hash, locked = user.password_hash, password_lock(user, utcnow())
         family = _auth(ctx, settings, uow.session).current_family(principal)
+    if locked is not None and current_hash is not None:
+        raise locked  # the password is locked: not even checked
     if current_hash is not None and not passwords.verify(current_hash, body.current_password or ""):
         _refuse_wrong_password(ctx, settings, principal)
     new_hash = passwords.hash(body.new_password)
@@ -85,7 +88,10 @@ def delete_me(
     """Delete the account: sessions and keys revoked, apps and secrets deleted, the email
     freed. Accounts with a password must confirm it (``{"password": ...}``)."""
     with ctx.read_fresh() as uow:
-        current_hash = UserService(uow.session).me(principal).password_hash
+        user = UserService(uow.session).me(principal)
+        current_hash, locked = user.password_hash, password_lock(user, utcnow())
+    if locked is not None and current_hash is not None:
+        raise locked  # the password is locked: not even checked
     password = body.password if body is not None else None
     if current_hash is not None and not passwords_for(settings).verify(
         current_hash, password or ""
