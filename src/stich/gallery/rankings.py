@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from stich.analytics.models import AppDailyStats
 from stich.analytics.sql import insert_for
 from stich.apps.models import FEED_PREDICATE, App
-from stich.gallery.feed import (
+from stich.gallery.models import FeedRanking, FeedRankingSnapshot
+from stich.gallery.sorts import (
     PERIOD_DAYS,
     FeedPeriod,
     FeedSort,
@@ -27,7 +28,6 @@ from stich.gallery.feed import (
     ranking_name,
     score_contribution,
 )
-from stich.gallery.models import FeedRanking, FeedRankingSnapshot
 
 # Every ranking the feed computes from the rollups (FeedRequest.scored).
 SCORED_RANKINGS: tuple[tuple[FeedSort, FeedPeriod], ...] = (

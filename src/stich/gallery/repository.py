@@ -23,8 +23,8 @@ from stich.apps.models import FEED_PREDICATE, App
 from stich.apps.visibility import publicly_visible, visible_to
 from stich.auth.principal import Principal
 from stich.db.pagination import Page, decode_cursor, encode_cursor
-from stich.gallery.feed import Column, GalleryRow, descending_after, gallery_select, to_row
 from stich.gallery.models import Favorite, Star
+from stich.gallery.rows import Column, GalleryRow, descending_after, gallery_select, to_row
 from stich.users.models import User
 
 T = TypeVar("T")

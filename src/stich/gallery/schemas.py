@@ -8,9 +8,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from stich.api.errors import error_responses as shared_error_responses
-from stich.gallery.feed import FeedPage, GalleryRow
 from stich.gallery.repository import ProfileTotals, ProfileUser, ReactedRow
+from stich.gallery.rows import GalleryRow
 from stich.gallery.service import Profile
+from stich.gallery.sorts import FeedPage
 
 
 class Author(BaseModel):

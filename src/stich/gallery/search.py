@@ -71,7 +71,7 @@ def match_clause(
     function call the GIN index cannot serve, so the planner walks the sort's index and
     tests each row's stored ``search_doc`` (a dense search); otherwise ``@@`` lets it
     start from the GIN index (a sparse one). On SQLite the framework travels inside the
-    FTS query and the plan is chosen with INDEXED BY (see ``stich.gallery.feed``).
+    FTS query and the plan is chosen with INDEXED BY (see ``stich.gallery.statements``).
     """
     if dialect == "sqlite":
         return literal_column("apps.rowid").in_(
