@@ -219,8 +219,20 @@ def test_a_run_removes_everything_expired_and_nothing_live(db: Database, setting
     for table in MODELS:
         assert present(db, table, rows.expired.get(table, set())) == set(), table
         assert present(db, table, rows.live[table]) == rows.live[table], table
-    removed = {result.name: result.removed for result in run.results}
-    assert removed == {
+    done = {result.name: result.describe() for result in run.results}
+    assert done == {
+        "sessions": "2 removed",
+        "oauth_states": "1 removed",
+        "api_keys": "2 removed",
+        "login_throttles": "1 removed",
+        "deleted_apps": "1 removed",
+        "audit_logs": "1 removed",
+        "app_views": "1 removed",
+        # Not a purge: every windowed ranking had no snapshot yet, so each was built.
+        "feed_rankings": f"{len(rankings.SCORED_RANKINGS)} rebuilt",
+    }
+    assert run.removed == 9 and run.rebuilt == len(rankings.SCORED_RANKINGS)
+    assert {result.name: result.done for result in run.results} == {
         "sessions": 2,
         "oauth_states": 1,
         "api_keys": 2,
@@ -231,14 +243,21 @@ def test_a_run_removes_everything_expired_and_nothing_live(db: Database, setting
         # Not a purge: every windowed ranking had no snapshot yet, so each was built.
         "feed_rankings": len(rankings.SCORED_RANKINGS),
     }
-    assert all(result.due == result.removed for result in run.results)
+    assert all(result.due == result.done for result in run.results)
     # Batches of one row: every job that removed n rows ran n transactions.
-    assert all(result.batches == result.removed for result in run.results)
+    assert all(result.batches == result.done for result in run.results)
     with db.read() as uow:
         entries = uow.session.scalars(
             select(AuditLog.action).where(AuditLog.created_at >= NOW - DAY)
         ).all()
+        [entry] = uow.session.scalars(
+            select(AuditLog.new_values).where(AuditLog.action == "maintenance.run")
+        ).all()
     assert entries.count("app.purge") == 1 and entries.count("maintenance.run") == 1
+    # The audit entry says which jobs removed rows and which rebuilt snapshots.
+    assert entry is not None and set(entry) == {"removed", "rebuilt"}
+    assert entry["rebuilt"] == {"feed_rankings": len(rankings.SCORED_RANKINGS)}
+    assert "feed_rankings" not in entry["removed"] and entry["removed"]["sessions"] == 2
 
 
 def test_counts_stay_right_after_a_run(db: Database, settings: Settings):
@@ -328,7 +347,10 @@ def test_the_command_runs_the_jobs(db: Database, database_url: str, tmp_path: Pa
     result = run_stich("maintenance", "run", cwd=tmp_path, env=env)
 
     assert result.returncode == 0, result.stderr
-    assert "oauth_states" in result.stdout and "removed" in result.stdout
+    assert "oauth_states" in result.stdout and "1 removed" in result.stdout
+    [rankings_row] = [line for line in result.stdout.splitlines() if "feed_rankings" in line]
+    assert f"{len(rankings.SCORED_RANKINGS)} rebuilt" in rankings_row
+    assert "removed" not in rankings_row
     for table in ("sessions", "oauth_states", "api_keys", "audit_logs"):
         assert present(db, table, rows.expired[table]) == set(), table
         assert present(db, table, rows.live[table]) == rows.live[table], table

@@ -45,7 +45,8 @@ def run(
     ] = False,
 ) -> None:
     """Purge expired sessions, OAuth states and API keys, apps deleted past retention, and
-    audit entries and raw view events past retention. Idempotent; safe alongside traffic."""
+    audit entries and raw view events past retention; rebuild stale feed ranking
+    snapshots. Idempotent; safe alongside traffic."""
     settings = state.settings()
     jobs = select_jobs(only)
     progress_console = Console(stderr=True)
@@ -59,7 +60,7 @@ def run(
 
         def advanced(result: JobResult) -> None:
             task = tasks[result.name]
-            progress.update(task, completed=result.removed, total=max(result.due, result.removed))
+            progress.update(task, completed=result.done, total=max(result.due, result.done))
 
         outcome = run_maintenance(
             db,
@@ -71,7 +72,7 @@ def run(
             on_progress=advanced,
         )
         for result in outcome.results:
-            progress.update(tasks[result.name], completed=result.removed)
+            progress.update(tasks[result.name], completed=result.done)
     Console().print(summary_table(outcome))
 
 
@@ -81,7 +82,7 @@ def summary_table(outcome: MaintenanceRun) -> Table:
     table.add_column("job")
     table.add_column("what")
     table.add_column("due", justify="right")
-    table.add_column("removed", justify="right")
+    table.add_column("done", justify="right")
     table.add_column("batches", justify="right")
     table.add_column("seconds", justify="right")
     for result in outcome.results:
@@ -89,7 +90,7 @@ def summary_table(outcome: MaintenanceRun) -> Table:
             result.name,
             result.description,
             str(result.due),
-            str(result.removed),
+            result.describe(),
             str(result.batches),
             f"{result.seconds:.2f}",
         )

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement
@@ -66,6 +67,13 @@ class Cutoffs:
         )
 
 
+class Outcome(StrEnum):
+    """What a job does to the rows it counts: purges remove them, a refresh rebuilds them."""
+
+    REMOVED = "removed"
+    REBUILT = "rebuilt"
+
+
 class Job(Protocol):
     @property
     def name(self) -> str: ...
@@ -73,11 +81,14 @@ class Job(Protocol):
     @property
     def description(self) -> str: ...
 
+    @property
+    def outcome(self) -> Outcome: ...
+
     def due(self, session: Session, cutoffs: Cutoffs) -> int:
-        """How many rows the job would remove now."""
+        """How many rows the job would remove (or rebuild) now."""
 
     def run_batch(self, session: Session, cutoffs: Cutoffs, limit: int) -> int:
-        """Remove up to ``limit`` rows in the caller's transaction; how many went."""
+        """Remove (or rebuild) up to ``limit`` rows in the caller's transaction; how many."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,7 @@ class DeleteExpired:
     description: str
     model: type[Any]
     expired: Callable[[Cutoffs], ColumnElement[bool]]
+    outcome: Outcome = Outcome.REMOVED
 
     def due(self, session: Session, cutoffs: Cutoffs) -> int:
         return MaintenanceRepository(session).count(self.model, self.expired(cutoffs))
@@ -102,6 +114,7 @@ class PurgeDeletedApps:
 
     name: str = "deleted_apps"
     description: str = "Apps deleted longer ago than the retention period"
+    outcome: Outcome = Outcome.REMOVED
 
     def due(self, session: Session, cutoffs: Cutoffs) -> int:
         return AppService(session).count_purgeable(cutoffs.apps_deleted_before)
@@ -120,6 +133,7 @@ class RefreshRankings:
 
     name: str = "feed_rankings"
     description: str = "Rebuild stale snapshots of the windowed feed rankings"
+    outcome: Outcome = Outcome.REBUILT  # not a purge: nothing is removed
     max_batch: int = 1
 
     def due(self, session: Session, cutoffs: Cutoffs) -> int:
@@ -197,10 +211,14 @@ JOB_NAMES = tuple(job.name for job in JOBS)
 class JobResult:
     name: str
     description: str
+    outcome: Outcome
     due: int
-    removed: int = 0
+    done: int = 0  # rows removed, or snapshots rebuilt, as ``outcome`` says
     batches: int = 0
     seconds: float = 0.0
+
+    def describe(self) -> str:
+        return f"{self.done} {self.outcome}"
 
 
 @dataclass
@@ -209,9 +227,24 @@ class MaintenanceRun:
     dry_run: bool
     results: list[JobResult] = field(default_factory=list)
 
+    def total(self, outcome: Outcome) -> int:
+        return sum(result.done for result in self.results if result.outcome is outcome)
+
     @property
     def removed(self) -> int:
-        return sum(result.removed for result in self.results)
+        return self.total(Outcome.REMOVED)
+
+    @property
+    def rebuilt(self) -> int:
+        return self.total(Outcome.REBUILT)
+
+    def changes(self) -> dict[str, dict[str, int]]:
+        """``{"removed": {job: n}, "rebuilt": {job: n}}``, leaving out what did nothing."""
+        changes: dict[str, dict[str, int]] = {}
+        for result in self.results:
+            if result.done:
+                changes.setdefault(result.outcome.value, {})[result.name] = result.done
+        return changes
 
 
 Progress = Callable[[JobResult], None]
@@ -245,13 +278,14 @@ def run_maintenance(
     limit = batch_size or settings.maintenance_batch_size
     for job in jobs if jobs is not None else JOBS:
         with db.read("fresh") as uow:
-            result = JobResult(job.name, job.description, due=job.due(uow.session, run.cutoffs))
+            due = job.due(uow.session, run.cutoffs)
+            result = JobResult(job.name, job.description, job.outcome, due=due)
         run.results.append(result)
         if on_start is not None:
             on_start(result)
         if not dry_run:
             _run_job(db, job, run.cutoffs, limit, result, on_progress)
-    if run.removed and not dry_run:
+    if run.changes() and not dry_run:
         _record(db, run)
     return run
 
@@ -268,13 +302,13 @@ def _run_job(
     limit = min(limit, getattr(job, "max_batch", limit))  # a job may cap its transactions
     while True:
         with db.write() as uow:
-            removed = job.run_batch(uow.session, cutoffs, limit)
-        if removed:
-            result.removed += removed
+            done = job.run_batch(uow.session, cutoffs, limit)
+        if done:
+            result.done += done
             result.batches += 1
             if on_progress is not None:
                 on_progress(result)
-        if removed < limit:  # the last batch found fewer than it could take: done
+        if done < limit:  # the last batch found fewer than it could take: done
             break
     result.seconds = time.perf_counter() - started
 
@@ -285,5 +319,5 @@ def _record(db: Database, run: MaintenanceRun) -> None:
             "maintenance.run",
             actor=None,
             resource_type="maintenance",
-            new={result.name: result.removed for result in run.results if result.removed},
+            new=run.changes(),
         )
