@@ -3,13 +3,15 @@ database that someone (or something) has knocked out of true."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text, update
 
+from stich.analytics import recount
 from stich.analytics.models import AppDailyBreakdown, AppDailyStats
-from stich.analytics.recount import CHECKS
+from stich.analytics.recount import CHECKS, verification_checks
 from stich.analytics.service import AnalyticsService
 from stich.analytics.viewer import Viewer
 from stich.apps.models import App
@@ -145,3 +147,24 @@ def test_repair_recounts_inside_its_own_transaction(db: Database) -> None:
         stars.repair(uow.session, drifts)
     with db.read() as uow:
         assert uow.session.get_one(App, app_id).star_count == 2
+
+
+def test_the_view_retention_boundary_follows_the_product_clock(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which days' views are recounted from raw events depends on the product's clock
+    (the one maintenance purges by), so pinning it pins the boundary."""
+    app_id, _ = _activity(db)  # three views on DAY
+    with db.write() as uow:
+        uow.session.execute(update(AppDailyStats).values(views=99))
+
+    def view_drift(clock: datetime) -> list[str]:
+        monkeypatch.setattr(recount, "utcnow", lambda: clock)
+        [daily] = [c for c in verification_checks(1) if isinstance(c, recount.DailyStatsCheck)]
+        with db.read() as uow:
+            return [d.describe() for d in daily.find(uow.session) if d.field == "views"]
+
+    # A day's retention, read at noon on DAY: DAY's raw events are all still there.
+    assert view_drift(AT) == [f"daily rollups: {app_id} {DAY}: views is 99, recount 3"]
+    # A day later DAY is past retention: its views are history the rollup alone keeps.
+    assert view_drift(AT + timedelta(days=1)) == []

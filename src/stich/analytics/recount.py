@@ -39,6 +39,7 @@ from stich.analytics.models import AppDailyBreakdown, AppDailyStats, AppView, Br
 from stich.analytics.repository import chunks
 from stich.analytics.sql import insert_for, table_of, utc_day
 from stich.apps.models import FEED_PREDICATE, App
+from stich.db.base import utcnow
 from stich.gallery.models import Favorite, FeedCount, Star
 from stich.gallery.search import FTS_TABLE
 
@@ -389,7 +390,8 @@ def verification_checks(
     """
     views_since = None
     if view_retention_days is not None:
-        boundary = (now or datetime.now(UTC)) - timedelta(days=view_retention_days)
+        # The product's clock, like the maintenance run that purges by the same rule.
+        boundary = (now or utcnow()) - timedelta(days=view_retention_days)
         views_since = boundary.date() + timedelta(days=1)
     return [
         AppCounterCheck("stars", App.star_count, _per_app(Star.app_id)),
