@@ -70,6 +70,25 @@ class Unavailable(StichError):
     default_code = "unavailable"
 
 
+class RetryLater(Unavailable):
+    """A 503 that goes away by itself (the database is busy, full or read-only for now):
+    ``Retry-After`` tells clients when to try again."""
+
+    default_code = "retry_later"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+        retry_after_seconds: int = 1,
+    ) -> None:
+        super().__init__(
+            message, code=code, details=details, headers={"Retry-After": str(retry_after_seconds)}
+        )
+
+
 class InvalidInput(StichError):
     """A request parameter that passed its type but not its format (cursor, filter...)."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,8 +11,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from stich.db.faults import translate_fault
 from stich.errors import StichError
 
 log = structlog.get_logger("stich.api")
@@ -96,10 +100,22 @@ def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A busy, full or read-only database is a 503 to retry (stich.db.faults); other
+    driver errors outside a unit of work (reads) are unexpected."""
+    fault = translate_fault(exc)
+    if fault is None:
+        return _unexpected_error(request, exc)
+    return _stich_error(request, fault)
+
+
 def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     state = getattr(request.state, "stich", None)
     request_id = getattr(state, "request_id", None)
     log.exception("unhandled error", request_id=request_id, error_type=type(exc).__name__)
+    sentry = sys.modules.get("sentry_sdk")  # only when installed and imported (init_sentry)
+    if sentry is not None:
+        sentry.capture_exception(exc)  # a no-op unless Sentry was initialised
     return JSONResponse(
         error_body(
             "internal_error",
@@ -110,8 +126,45 @@ def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+class UnexpectedErrorMiddleware:
+    """Answer an unhandled exception with the JSON 500 and keep the connection open.
+
+    Starlette's own last resort (ServerErrorMiddleware) re-raises after sending its 500,
+    and uvicorn then closes the keep-alive connection, so the client's next request on
+    it fails with a reset. Here the exception ends with the response. Only when part of
+    a response has already gone out is it re-raised: closing is then the only honest end.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        response_started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if response_started:
+                raise
+            response = _unexpected_error(Request(scope), exc)
+            await response(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    """Exception handlers, and the 500 middleware: call it before adding the app's other
+    middleware, so this one is innermost and theirs (request id, access log) see its 500."""
     app.add_exception_handler(StichError, _stich_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _database_error)
+    # Still the last resort for an exception raised in an outer middleware.
     app.add_exception_handler(Exception, _unexpected_error)
+    app.add_middleware(UnexpectedErrorMiddleware)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from alembic.runtime.migration import MigrationContext
 from fastapi import APIRouter
 from pydantic import BaseModel
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from stich import __version__
 from stich.api.deps import Context
 from stich.db import migrate
+from stich.db.faults import Fault
 from stich.errors import Unavailable
 
 router = APIRouter(tags=["ops"])
@@ -34,14 +35,16 @@ def healthz() -> Health:
 @router.get(
     "/readyz",
     response_model=Readiness,
-    summary="The database is reachable and migrated to head",
+    summary="The database is reachable, migrated to head and taking writes",
     responses={503: {"description": "Not ready; the error says why"}},
 )
 def readyz(ctx: Context) -> Readiness:
     try:
+        # On the read connection: a probe must not open (and pool) a write connection,
+        # which during a read-only episode would stay read-only after it ends.
         with ctx.read_fresh() as uow:
-            uow.session.execute(text("SELECT 1"))
-        current = migrate.current_revisions(ctx.db.primary)
+            connection = uow.session.connection()
+            current = set(MigrationContext.configure(connection).get_current_heads())
     except SQLAlchemyError as exc:
         raise Unavailable(
             "the database is not reachable", details={"reason": type(exc).__name__}
@@ -52,5 +55,17 @@ def readyz(ctx: Context) -> Readiness:
             "the database is not at the latest migration; run `stich db upgrade`",
             code="migration_pending",
             details={"current": sorted(current), "head": sorted(heads)},
+        )
+    episode = ctx.db.write_health.current()
+    if episode is not None:  # full or read-only storage: reads work, writes do not
+        raise Unavailable(
+            "writes are failing: the database is "
+            + ("out of space" if episode.fault is Fault.STORAGE_FULL else "read-only"),
+            code=episode.fault.value,
+            details={
+                "reason": "recent_write_failure",
+                "error_code": episode.error_code,
+                "failed_writes": episode.failures,
+            },
         )
     return Readiness(status="ready", backend=ctx.db.backend, revision=sorted(current))

@@ -7,9 +7,11 @@ import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from stich.db.faults import Fault, classify
 
 SQLITE_BEGIN_OPTION = "stich_sqlite_begin"
 
@@ -59,7 +61,26 @@ def create_sqlite_engine(
         else:
             conn.exec_driver_sql(f"BEGIN {mode}")  # IMMEDIATE can be busy: errors as usual
 
+    if not read_only:
+        reconnect_when_read_only(engine)
     return engine
+
+
+def reconnect_when_read_only(engine: Engine) -> None:
+    """Drop the pool's connections when a write finds the database read-only.
+
+    A SQLite connection opened while its file was not writable stays read-only for
+    good, and a PostgreSQL connection to a primary that was demoted (or started with
+    ``default_transaction_read_only``) keeps refusing writes after the cause is gone;
+    pooled, they would fail every write until a restart. Treated as a disconnect,
+    SQLAlchemy invalidates the pool, and the next unit of work opens fresh connections.
+    Only for write pools: on a read-only pool the same error is a programming error.
+    """
+
+    @event.listens_for(engine, "handle_error")
+    def _read_only(context: ExceptionContext) -> None:
+        if classify(context.original_exception) is Fault.READ_ONLY:
+            context.is_disconnect = True
 
 
 # A pooled connection idle at least this long is pinged before use (see below).
@@ -120,6 +141,8 @@ def create_postgres_engine(
         if not alive:
             raise DisconnectionError("pooled connection failed its ping")
 
+    if not read_only:
+        reconnect_when_read_only(engine)
     return engine
 
 

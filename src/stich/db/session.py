@@ -44,6 +44,7 @@ from stich.db.errors import (
     is_read_only_violation,
     translate_integrity_error,
 )
+from stich.db.faults import WriteHealth
 from stich.db.instrumentation import ReadRouteEvent, instrument_engine, record_read_route
 from stich.db.replicas import ReplicaSet, is_replica_failure
 from stich.db.routing import PRIMARY, Bookmark, ReadRoute, ReadRouter, later, sqlite_bookmark
@@ -115,6 +116,8 @@ class Database:
             self._read_bind = reader
         instrument_engine(self.primary, name="primary", slow_query_ms=settings.slow_query_ms)
         self._sessions = sessionmaker(expire_on_commit=False, autoflush=True)
+        # Storage faults (full, read-only) seen by writes; /readyz reports them.
+        self.write_health = WriteHealth()
         # Replicas (PostgreSQL only; settings refuse them with SQLite). Their health thread
         # starts on the first read that may use them and stops in dispose().
         self.replicas: ReplicaSet | None = None
@@ -149,7 +152,8 @@ class Database:
         """A read-write transaction on the primary, committed when the block ends cleanly.
 
         Integrity errors (from a flush inside the block or from the commit) leave as
-        Conflict / NotFound / Invalid; any exception rolls everything back.
+        Conflict / NotFound / Invalid; a busy, full or read-only database as RetryLater
+        (see stich.db.faults); any exception rolls everything back.
         """
         session = self._sessions(bind=self._write_bind)
         uow = UnitOfWork(session=session, mode="write")
@@ -160,9 +164,16 @@ class Database:
             except (IntegrityError, DataError) as exc:
                 session.rollback()
                 raise translate_integrity_error(exc) from exc
+            except DBAPIError as exc:
+                session.rollback()
+                fault = self.write_health.failed(exc)
+                if fault is None:
+                    raise
+                raise fault from exc
             except BaseException:
                 session.rollback()
                 raise
+            self.write_health.succeeded()
             uow._bookmark = self._commit_position(session)
         finally:
             session.close()
