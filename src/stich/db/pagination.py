@@ -1,7 +1,8 @@
 """Keyset pagination on ``(sort value, id)``: stable under ties, inserts and deletes.
 
 A cursor is opaque to clients (URL-safe base64 of JSON) and validated on the way in: it
-must name the same sort it was issued for and carry values of the expected types.
+must name the same sort it was issued for and carry values of the expected types, each
+within bounds (times between 1900 and 9000 UTC, 64-bit integers, finite floats).
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, and_, or_
@@ -21,6 +23,11 @@ from stich.errors import InvalidInput
 T = TypeVar("T")
 CursorValue = str | int | float | datetime | None
 _MAX_CURSOR_LENGTH = 512
+# Every decoded value is bounded, so no forged one reaches a driver or date arithmetic
+# that cannot hold it (a 500): times within these years (UTC), integers within 64 bits.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -71,10 +78,20 @@ def _decode_value(value: Any, kind: type) -> Any:
             raise _bad_cursor() from None
         if parsed.tzinfo is None:
             raise _bad_cursor()
+        try:
+            parsed = parsed.astimezone(UTC)  # year 1 at +14:00 is before the calendar
+        except OverflowError:
+            raise _bad_cursor() from None
+        if not EARLIEST <= parsed < LATEST:
+            raise _bad_cursor()
         return parsed
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise _bad_cursor()
-    if kind is float and not isinstance(value, int | float):
+    if kind is int and not INT64_MIN <= value <= INT64_MAX:
+        raise _bad_cursor()  # no column holds it; drivers would fail on it
+    if kind is float and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+    ):
         raise _bad_cursor()
     if kind is str and (not isinstance(value, str) or len(value) > 200 or not value.isprintable()):
         raise _bad_cursor()  # NUL and control characters never appear in our values

@@ -7,6 +7,9 @@ decoded through ``stich.db.pagination``; anything else is 422 ``invalid_cursor``
   row's sort value and id;
 - windowed sorts: the reference day pinned by the first page, the last row's score,
   ``created_at`` and id, and the snapshot generation walked (0: computed live).
+
+Every value is bounded on the way in (the codec's bounds, then each column's range), so a
+forged cursor is a 422, never an overflow in a driver or in date arithmetic.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from stich.db.pagination import decode_cursor, encode_cursor
+from stich.db.pagination import EARLIEST, decode_cursor, encode_cursor
 from stich.errors import InvalidInput
 from stich.gallery.sorts import COUNTER_SORTS, FeedRequest
 
@@ -36,7 +39,13 @@ def decode_counter(request: FeedRequest) -> tuple[Any, str]:
     """The sort value and id a counter-sort page continues after."""
     kind = COUNTER_SORTS[request.sort][1]
     value, app_id = decode_cursor(request.cursor or "", request.cursor_scope, (kind, str))
+    if kind is int and not _fits_int32(value):
+        raise invalid_cursor()  # star_count / view_count are 32-bit columns
     return value, app_id
+
+
+def _fits_int32(value: int) -> bool:
+    return -(2**31) <= value < 2**31
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,9 @@ def decode_scored(request: FeedRequest, today: date) -> ScoredCursor:
         reference = date.fromisoformat(reference_text)
     except ValueError:
         raise invalid_cursor() from None
-    if reference > today or score < 0 or generation < 0:
+    # The window is counted back from the reference day: it must stay in the calendar.
+    if not EARLIEST.date() <= reference <= today:
+        raise invalid_cursor()
+    if score < 0 or not 0 <= generation < 2**31:  # a score is >= 0, a generation 32-bit
         raise invalid_cursor()
     return ScoredCursor(reference, score, created_at, app_id, generation)
