@@ -1,4 +1,4 @@
-"""`stich users ...`: administrators and suspension."""
+"""`stich users ...`: administrators, suspension and hard deletion."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from stich.users.models import Role
 from stich.users.schemas import clean_display_name, normalize_email
 from stich.users.service import UserService
 
-app = typer.Typer(help="Accounts: administrators and suspension.", no_args_is_help=True)
+app = typer.Typer(
+    help="Accounts: administrators, suspension and hard deletion.", no_args_is_help=True
+)
 
 
 def _email(raw: str) -> str:
@@ -94,3 +96,25 @@ def unsuspend(email: Annotated[str, typer.Argument(help="The account's email add
     with state.database() as db, db.write() as uow:
         user = UserService(uow.session).set_suspended(_email(email), False, actor=None)
     typer.echo(f"unsuspended {user.email}")
+
+
+@app.command()
+def purge(
+    email: Annotated[
+        str,
+        typer.Argument(help="The account's email (deleted accounts: deleted+<id>@deleted.invalid)"),
+    ],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Hard-delete an account and everything it owns (apps, sessions, keys, secrets), and
+    take back the stars and favorites it gave. Counters stay true; the audit trail stays."""
+    address = _email(email)
+    if not yes:
+        typer.confirm(f"Permanently delete {address} and everything it owns?", abort=True)
+    with state.database() as db, db.write() as uow:
+        summary = UserService(uow.session).purge_account(address, actor=None, now=utcnow())
+    typer.echo(
+        f"purged {address}: {summary['apps_purged']} apps, "
+        f"{summary['stars_withdrawn']} stars and {summary['favorites_withdrawn']} favorites "
+        "taken back"
+    )

@@ -3,12 +3,16 @@ the account export."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, func, or_, select, update
+from sqlalchemy import ColumnElement, FromClause, Row, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from stich.analytics.models import AppDailyStats
+from stich.analytics.sql import table_of
 from stich.apps.models import App
 from stich.apps.repository import AppRepository
 from stich.auth.models import ApiKey, UserSession
@@ -55,6 +59,11 @@ class UserRepository:
 
     def by_email(self, email: str) -> User | None:
         return self.session.scalars(select(User).where(User.email == email)).one_or_none()
+
+    def by_email_for_update(self, email: str) -> User | None:
+        return self.session.scalars(
+            select(User).where(User.email == email).with_for_update()
+        ).one_or_none()
 
     def email_taken(self, email: str) -> bool:
         return self.session.scalar(select(User.id).where(User.email == email)) is not None
@@ -172,6 +181,71 @@ class UserRepository:
             )
         )
         return {"apps": apps, "secrets": secrets}
+
+    # -- hard deletion --------------------------------------------------------------------
+
+    def withdraw_reactions(self, user_id: str) -> dict[str, int]:
+        """Take back every star and favorite the account gave, with the app counters and
+        the daily star rollups they feed, so a hard delete leaves every count true.
+
+        The rows are deleted first (``RETURNING`` what went) and only what this statement
+        removed is subtracted: a concurrent unstar of the same row cannot count twice.
+        """
+        taken: dict[str, int] = {}
+        for model, counter in ((Star, App.star_count), (Favorite, App.favorite_count)):
+            gone = self.session.execute(
+                delete(model)
+                .where(model.user_id == user_id)
+                .returning(model.app_id, model.created_at)
+                .execution_options(synchronize_session=False)
+            ).all()
+            taken[model.__tablename__] = len(gone)
+            if not gone:
+                continue
+            # One star per user and app, so each app loses exactly one. One statement,
+            # executed for many rows (no bound on how many apps were starred).
+            apps = table_of(App)
+            self.session.execute(
+                update(apps)
+                .where(apps.c.id == bindparam("b_app_id"), apps.c[counter.key] >= 1)
+                .values({counter.key: apps.c[counter.key] - 1, "updated_at": apps.c.updated_at}),
+                [{"b_app_id": app_id} for app_id, _ in gone],
+            )
+            if model is Star:
+                self._withdraw_daily_stars(gone)
+        return taken
+
+    def _withdraw_daily_stars(self, stars: Sequence[Row[str, datetime]]) -> None:
+        """A star counts on the day it was given (``app_daily_stats.stars``)."""
+        per_day = Counter((app_id, at.astimezone(UTC).date()) for app_id, at in stars)
+        daily = table_of(AppDailyStats)
+        self.session.execute(
+            update(daily)
+            .where(
+                daily.c.app_id == bindparam("b_app_id"),
+                daily.c.day == bindparam("b_day"),
+                daily.c.stars >= bindparam("b_n"),
+            )
+            .values(stars=daily.c.stars - bindparam("b_n")),
+            [{"b_app_id": a, "b_day": d, "b_n": n} for (a, d), n in per_day.items()],
+        )
+
+    def app_ids_of(self, user_id: str) -> list[str]:
+        """Every app the account owns, deleted or not."""
+        return list(self.session.scalars(select(App.id).where(App.user_id == user_id)))
+
+    def delete_user(self, user_id: str) -> bool:
+        """Delete the row; the database cascades to its sessions, keys, identities and
+        secrets (the callers take care of everything that feeds a maintained count)."""
+        return bool(
+            affected_rows(
+                self.session.execute(
+                    delete(User)
+                    .where(User.id == user_id)
+                    .execution_options(synchronize_session=False)
+                )
+            )
+        )
 
     # -- export -------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from stich.apps.repository import AppRepository, PurgedBatch
 from stich.audit.repository import AuditRepository
 from stich.audit.service import AuditService, RequestMeta
 from stich.auth.principal import Principal
@@ -208,6 +209,42 @@ class UserService:
             },
         )
 
+    def purge_account(self, email: str, actor: Principal | None, now: datetime) -> dict[str, int]:
+        """Hard-delete an account (live or already deleted, found by its email or its
+        tombstone email) and everything it owns, in the caller's one transaction.
+
+        Every maintained count stays true without `stich db verify --repair`: the stars and
+        favorites it gave are taken back from their apps' counters and daily rollups, its
+        live forks leave their parents' fork counts, and its apps go through the apps
+        purge (their own stars, views and rollups go with them; forks are detached).
+        """
+        user = self.users.by_email_for_update(email)
+        if user is None:
+            raise NotFound(f"no account with the email {email}", code="user_not_found")
+        user_id = user.id
+        withdrawn = self.users.withdraw_reactions(user_id)
+        self.users.soft_delete_owned(user_id, now)  # parents' fork counts, feed totals
+        apps = AppRepository(self.session)
+        purged = PurgedBatch()
+        for batch in _chunks(self.users.app_ids_of(user_id), 500):
+            purged.add(apps.purge(batch))
+        self.users.delete_user(user_id)
+        summary = {
+            "stars_withdrawn": withdrawn["stars"],
+            "favorites_withdrawn": withdrawn["favorites"],
+            "apps_purged": purged.apps,
+            "forks_detached": purged.forks_detached,
+        }
+        self.audit.record(
+            "user.purged",
+            actor=actor,
+            subject_user_id=user_id,
+            resource_type="user",
+            resource_id=user_id,
+            new=summary,
+        )
+        return summary
+
     def set_suspended(self, email: str, suspended: bool, actor: Principal | None) -> User:
         user = self.by_email(email)
         if user.is_suspended == suspended:
@@ -273,6 +310,10 @@ class UserService:
             secrets=self.users.export_secrets(user_id),
             audit=audit,
         )
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def _plain(value: Any) -> Any:
