@@ -13,10 +13,13 @@ tests/conftest.py registers this module as a plugin, so its fixtures (``pg_bin``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -157,3 +160,55 @@ def wait_until(condition: Callable[[], bool], *, what: str, timeout_s: float = 3
 def _fetch(conn: psycopg.Connection[tuple[object, ...]], sql: str) -> object:
     row = conn.execute(sql).fetchone()
     return None if row is None else row[0]
+
+
+class Frozen:
+    """SIGSTOP every process of a node (its postmaster, then the children it had) until
+    the block ends: the node still accepts TCP connections but never answers.
+
+    A watchdog thaws it after ``safety_s`` so a test that hangs on it cannot hang for
+    ever; ``still_frozen`` says whether everything in the block ran while it was frozen.
+    """
+
+    def __init__(self, cluster: LocalCluster, node: str, *, safety_s: float = 60.0) -> None:
+        self.cluster, self.node = cluster, node
+        self.pids: list[int] = []
+        self._watchdog = threading.Timer(safety_s, self._thaw)
+        self._thawed = threading.Event()
+
+    def __enter__(self) -> Frozen:
+        postmaster = int(
+            (self.cluster.directory / self.node / "postmaster.pid").read_text().split()[0]
+        )
+        os.kill(postmaster, signal.SIGSTOP)  # first, so it forks no new child meanwhile
+        self.pids = [postmaster, *_children(postmaster)]
+        for pid in self.pids[1:]:
+            os.kill(pid, signal.SIGSTOP)
+        self._watchdog.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._watchdog.cancel()
+        self._thaw()
+
+    @property
+    def still_frozen(self) -> bool:
+        return not self._thawed.is_set()
+
+    def _thaw(self) -> None:
+        self._thawed.set()
+        for pid in self.pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+
+def _children(parent: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        if int(fields[1]) == parent:
+            children.append(int(stat.parent.name))
+    return children

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from stich.config import SettingsError, load_settings
 from stich.db import Database
 from stich.db.replicas import is_replica_failure, parse_lsn
-from stich.db.routing import Bookmark, ReadRoute, later
+from stich.db.routing import Bookmark, later
 from tests.conftest import make_settings
 
 
@@ -26,16 +26,11 @@ def test_lsn_positions_compare_as_wal_positions() -> None:
     assert Bookmark.parse(bookmark.encode()) == bookmark
 
 
-def test_a_read_route_never_returns_an_earlier_bookmark() -> None:
+def test_bookmarks_only_move_forward() -> None:
     given = Bookmark("pg", 500)
-    route = ReadRoute(served_by="replica-1", bind=None, position=400)  # type: ignore[arg-type]
-    assert route.bookmark(given) == given
-    route.position = 900
-    assert route.bookmark(given) == Bookmark("pg", 900)
-    assert route.bookmark(None) == Bookmark("pg", 900)
-    primary = ReadRoute(served_by="primary", bind=None)  # type: ignore[arg-type]
-    assert primary.bookmark(given) == given
-    assert primary.bookmark(None) is None
+    assert later(given, Bookmark("pg", 400)) == given
+    assert later(given, Bookmark("pg", 900)) == Bookmark("pg", 900)
+    assert later(None, given) == later(given, None) == given
     assert later(None, None) is None
 
 
@@ -77,6 +72,8 @@ def test_which_failures_move_a_read_off_its_replica(
         ("replica_bookmark_wait_ms", 60_000),
         ("replica_check_interval_seconds", 0),
         ("replica_connect_timeout_seconds", 0),
+        ("replica_answer_timeout_seconds", 0),
+        ("replica_answer_timeout_seconds", 61),
     ],
 )
 def test_replica_settings_are_validated(setting: str, value: float) -> None:

@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     replica_bookmark_wait_ms: float = Field(default=100.0, ge=0, le=10_000)
     replica_check_interval_seconds: float = Field(default=2.0, ge=0.05, le=3600)
     replica_connect_timeout_seconds: int = Field(default=2, ge=1, le=60)
+    # How long a replica may take to answer (a connection, a statement) before the read
+    # gives up on it and moves to another node: a frozen server never says no.
+    replica_answer_timeout_seconds: float = Field(default=1.0, ge=0.05, le=60)
 
     # --- identity and authentication (docs/auth.md) ---
     # argon2id cost; the defaults are RFC 9106's low-memory profile (t=3, 64 MiB, p=4).

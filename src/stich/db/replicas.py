@@ -13,6 +13,10 @@ primary's WAL position). A replica that is unreachable, or lags beyond BOTH limi
 skipped until a later check finds it healthy again. Requiring both limits is GitLab's
 rule: on an idle primary the replay timestamp grows old although nothing is missing.
 ``ReplicaSet.stop()`` (called by ``Database.dispose()``) stops the thread.
+
+Every wait on a replica connection, the check's included, is bounded by
+``replica_answer_timeout_seconds`` (``stich.db.replica_connections``), so a replica that
+stops answering is found out, and skipped, within one check.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from stich.config import Settings
 from stich.db.instrumentation import instrument_engine
+from stich.db.replica_connections import SOCKET_OPTIONS, answer_deadline, bound_answers
 
 log = structlog.get_logger("stich.db.replicas")
 
@@ -36,7 +41,6 @@ _HEALTH_SQL = text(
     " EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8"
 )
 _PRIMARY_POSITION_SQL = text("SELECT pg_current_wal_lsn()::text")
-_CHECK_TIMEOUT = text("SET LOCAL statement_timeout = '2s'")
 
 # SQLSTATEs after which a read on a replica is worth retrying elsewhere: the server went
 # away (57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, class 08
@@ -96,8 +100,10 @@ class Replica:
                 "application_name": f"stich-{name}",
                 "connect_timeout": settings.replica_connect_timeout_seconds,
                 "options": "-c default_transaction_read_only=on",
+                **SOCKET_OPTIONS,
             },
         )
+        bound_answers(self.engine, settings.replica_answer_timeout_seconds)
         instrument_engine(self.engine, name=name, slow_query_ms=settings.slow_query_ms)
         # Use this one: a connection that served a read-only transaction is reset to "READ
         # WRITE" when it returns to the pool, which a standby refuses at the next BEGIN.
@@ -128,7 +134,8 @@ class ReplicaSet:
         self.max_lag_seconds = settings.replica_max_lag_seconds
         self.max_lag_bytes = settings.replica_max_lag_bytes
         self.interval = settings.replica_check_interval_seconds
-        self._join_timeout = self.interval + 2 * settings.replica_connect_timeout_seconds + 5
+        self.answer_timeout = settings.replica_answer_timeout_seconds
+        self._join_timeout = self.interval + len(self.replicas) * self.answer_timeout + 5
         self._turn = itertools.count()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -208,7 +215,7 @@ class ReplicaSet:
     def _check(self, replica: Replica, primary_position: int | None) -> ReplicaHealth:
         now = time.monotonic()
         try:
-            with replica.read_engine.connect() as conn:
+            with answer_deadline(self.answer_timeout), replica.read_engine.connect() as conn:
                 in_recovery, lsn, lag_seconds = _health_row(conn)
         except DBAPIError as exc:
             return ReplicaHealth(False, f"unreachable: {describe_failure(exc)}", checked_at=now)
@@ -256,6 +263,5 @@ class ReplicaSet:
 
 def _health_row(conn: Connection) -> tuple[bool, str | None, float | None]:
     with conn.begin():
-        conn.execute(_CHECK_TIMEOUT)
         in_recovery, lsn, lag_seconds = conn.execute(_HEALTH_SQL).one()
     return bool(in_recovery), lsn, lag_seconds

@@ -14,8 +14,19 @@ code is identical on both backends.
 - a bookmark: a replica whose ``pg_last_wal_replay_lsn()`` has reached it; if none has,
   the probed replicas are polled for up to ``replica_bookmark_wait_ms``, then the primary.
 
-The node is then fixed for the unit of work (sticky), so its reads never go backwards;
-the unit of work's bookmark is the later of the one given and the position it read at.
+The node is then fixed for the unit of work (sticky), so its reads never go backwards.
+
+A finished read's bookmark must cover everything it showed (:meth:`ReadRouter.bookmark_after`).
+At READ COMMITTED every statement on a hot standby takes a new snapshot, which holds what
+had been replayed when it was taken, so the position read when the read opened only
+bounds it from below (enough to decide a bookmark). The bound from above is read after
+the last statement: ``pg_last_wal_replay_lsn()`` only grows, so it covers every earlier
+snapshot. A read the primary served instead of a replica (fallback, failover) returns the
+primary's WAL insert position, read after its statements the same way.
+
+Every wait on a replica has a time limit (``stich.db.replica_connections``): opening a read
+on one replica (connect, ping, probe) takes at most ``replica_answer_timeout_seconds``
+before the next node is tried.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ import structlog
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from stich.db.replica_connections import answer_deadline
 from stich.db.replicas import Replica, ReplicaSet, describe_failure, parse_lsn
 from stich.errors import Invalid
 
@@ -96,6 +108,8 @@ def later(a: Bookmark | None, b: Bookmark | None) -> Bookmark | None:
 
 PRIMARY = "primary"
 _PROBE_SQL = text("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text")
+_REPLAYED_SQL = text("SELECT pg_last_wal_replay_lsn()::text")
+_PRIMARY_POSITION_SQL = text("SELECT pg_current_wal_insert_lsn()::text")
 _FIRST_POLL_S = 0.002
 _MAX_POLL_S = 0.02
 _ALL_DOWN_WARNING_EVERY_S = 10.0
@@ -117,11 +131,6 @@ class ReadRoute:
     @property
     def on_replica(self) -> bool:
         return self.served_by != PRIMARY
-
-    def bookmark(self, requested: Bookmark | None) -> Bookmark | None:
-        """Never earlier than the bookmark given (monotonic reads)."""
-        seen = Bookmark("pg", self.position) if self.position is not None else None
-        return later(requested, seen)
 
     def close(self) -> None:
         """End the read transaction(s). A failed rollback loses nothing: it was a read."""
@@ -145,6 +154,7 @@ class ReadRouter:
         self.replicas = replicas
         self.primary_read = primary_read
         self.wait_s = wait_ms / 1000
+        self.answer_timeout_s = replicas.answer_timeout
         self._last_all_down_warning = -_ALL_DOWN_WARNING_EVERY_S
 
     def route(self, consistency: str, bookmark: Bookmark | None) -> ReadRoute:
@@ -176,6 +186,45 @@ class ReadRouter:
         route.failed_over_from = route.served_by
         route.served_by = PRIMARY
         return connection
+
+    def bookmark_after(self, route: ReadRoute, requested: Bookmark | None) -> Bookmark | None:
+        """The bookmark of a finished read: never earlier than the one given, and at or
+        after everything the read could have seen, so a client that echoes it never
+        reads behind it (monotonic reads)."""
+        position = self._covering_position(route)
+        return later(requested, None if position is None else Bookmark("pg", position))
+
+    def _covering_position(self, route: ReadRoute) -> int | None:
+        if route.on_replica:
+            position = self._replayed_after(route)
+            if position is not None:
+                return position
+            # The replica failed before saying: the primary is never behind it.
+        elif route.fallback is None and route.failed_over_from is None:
+            return None  # "fresh" by choice does not advance bookmarks (docs/replicas.md)
+        return self._primary_position(route)
+
+    def _replayed_after(self, route: ReadRoute) -> int | None:
+        """The replica's replay position now, after the read's last statement."""
+        if route.connection is None:
+            return None
+        replica = self.replicas.by_name(route.served_by)
+        try:
+            with answer_deadline(self.answer_timeout_s):
+                lsn = route.connection.execute(_REPLAYED_SQL).scalar_one()
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                replica.skip(f"connection lost: {describe_failure(exc)}")
+            return None
+        return None if lsn is None else parse_lsn(lsn)
+
+    def _primary_position(self, route: ReadRoute) -> int:
+        if route.connection is not None and not route.on_replica:  # failed over: still open
+            lsn = route.connection.execute(_PRIMARY_POSITION_SQL).scalar_one()
+        else:
+            with self.primary_read.connect() as connection:
+                lsn = connection.execute(_PRIMARY_POSITION_SQL).scalar_one()
+        return parse_lsn(lsn)
 
     # ----- choosing --------------------------------------------------------------------
 
@@ -236,13 +285,17 @@ class ReadRouter:
             _discard(behind)
 
     def _open(self, replica: Replica) -> _Probe | None:
-        """A read-only transaction on ``replica`` that is proven to work, or None."""
-        try:
-            connection = replica.read_engine.connect()
-        except DBAPIError as exc:
-            replica.skip(f"unreachable: {describe_failure(exc)}")
-            return None
-        position = self._replayed(replica, connection)
+        """A read-only transaction on ``replica`` that is proven to work, or None.
+
+        Connecting, pinging a pooled connection and probing share one deadline, so a
+        replica that stopped answering costs a read at most the answer timeout."""
+        with answer_deadline(self.answer_timeout_s):
+            try:
+                connection = replica.read_engine.connect()
+            except DBAPIError as exc:
+                replica.skip(f"unreachable: {describe_failure(exc)}")
+                return None
+            position = self._replayed(replica, connection)
         if position is None:
             _close_quietly(connection)
             return None

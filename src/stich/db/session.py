@@ -189,7 +189,7 @@ class Database:
         a fresh snapshot either way; see ``create_postgres_engine``).
 
         Writes through it fail loudly. ``uow.bookmark`` is never earlier than the bookmark
-        given: a read on a replica returns the position it read at.
+        given, and once the block ends it covers everything the read could have seen.
         """
         requested = self._parse_consistency(consistency)
         if self._router is None:
@@ -202,7 +202,7 @@ class Database:
             mode="read",
             served_by=route.served_by,
             consistency=str(consistency),
-            _bookmark=route.bookmark(requested),
+            _bookmark=requested,
             _route=route,
             _router=self._router,
         )
@@ -211,6 +211,8 @@ class Database:
             # Leaving the block, session.close() ends the read transaction. (Not rollback():
             # it would expire the objects the caller read, which it may still use.)
             yield uow
+            if self._router is not None:  # read after the statements: covers what they saw
+                uow._bookmark = self._router.bookmark_after(route, requested)
         except DBAPIError as exc:
             if route.connection is None:
                 session.rollback()
