@@ -12,6 +12,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import Request
+from structlog.testing import capture_logs
 
 from stich.api.app import create_app
 from stich.api.context import REQUEST_ID_HEADER
@@ -52,7 +53,8 @@ def base_url(settings: Settings, db: Database) -> Iterator[str]:
 def test_a_500_keeps_the_keep_alive_connection(base_url: str) -> None:
     with httpx.Client(base_url=base_url) as client:  # one pooled keep-alive connection
         before = client.get("/test/peer").json()["port"]
-        failed = client.get("/test/boom")
+        with capture_logs() as logs:
+            failed = client.get("/test/boom")
         after = client.get("/test/peer")
 
     assert failed.status_code == 500
@@ -61,5 +63,8 @@ def test_a_500_keeps_the_keep_alive_connection(base_url: str) -> None:
     assert "a bug" not in failed.text  # the exception's text stays in the log
     # The request id the client can quote is the one the log line carries.
     assert error["details"]["request_id"] == failed.headers[REQUEST_ID_HEADER]
+    [logged] = [entry for entry in logs if entry["event"] == "unhandled error"]
+    assert logged["request_id"] == error["details"]["request_id"]
+    assert logged["error_type"] == "RuntimeError"
     assert after.status_code == 200
     assert after.json()["port"] == before  # the same connection, not a reconnect
