@@ -3,13 +3,11 @@
 Every lookup reads fresh (authorization decisions never trust a lagging replica). Use is
 recorded without a write per request: a session's ``last_used_at`` is touched at most
 once a minute (a conditional UPDATE, so concurrent requests do not all write), and API
-key uses are counted in memory and added to the row at most once a minute per key.
+key uses are counted in memory and written within a minute (:mod:`stich.auth.usage`).
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated
@@ -24,6 +22,7 @@ from stich.auth.principal import Principal
 from stich.auth.repository import AuthRepository, Credential
 from stich.auth.schemas import ApiScope
 from stich.auth.service import anonymous_token_is_genuine, user_is_usable
+from stich.auth.usage import key_usage_for
 from stich.crypto.tokens import TokenKind, token_kind
 from stich.db.base import utcnow
 from stich.errors import Forbidden, Unauthorized
@@ -36,47 +35,6 @@ TOUCH_EVERY = timedelta(minutes=1)
 
 def _unauthorized(message: str, code: str = "unauthorized") -> Unauthorized:
     return Unauthorized(message, code=code, headers=_CHALLENGE)
-
-
-class KeyUsage:
-    """API key uses counted in this process and written at most once per interval per key.
-
-    A key's first use is written at once; later uses accumulate and ride along with the
-    next write. Uses still pending when a process dies are lost (at most one interval's
-    worth); GET /keys adds this process's pending count so its answer is current.
-    """
-
-    def __init__(self, interval_seconds: float = TOUCH_EVERY.total_seconds()) -> None:
-        self.interval = interval_seconds
-        self._lock = threading.Lock()
-        self._pending: dict[str, int] = {}
-        self._written_at: dict[str, float] = {}
-
-    def record(self, key_id: str) -> int:
-        """Count one use; returns how many uses to write now (0: not yet)."""
-        now = time.monotonic()
-        with self._lock:
-            uses = self._pending.get(key_id, 0) + 1
-            last = self._written_at.get(key_id)
-            if last is not None and now - last < self.interval:
-                self._pending[key_id] = uses
-                return 0
-            self._pending.pop(key_id, None)
-            self._written_at[key_id] = now
-            return uses
-
-    def give_back(self, key_id: str, uses: int) -> None:
-        """A write failed: keep the uses for the next one."""
-        with self._lock:
-            self._pending[key_id] = self._pending.get(key_id, 0) + uses
-            self._written_at.pop(key_id, None)
-
-    def pending(self, key_id: str) -> int:
-        with self._lock:
-            return self._pending.get(key_id, 0)
-
-
-key_usage = KeyUsage()
 
 
 def bearer_token(request: Request) -> str | None:
@@ -158,11 +116,7 @@ def _api_key_principal(ctx: RequestContext, token: str) -> Principal:
             api_key_id=credential.id,
             scopes=frozenset(credential.scopes),
         )
-    uses = key_usage.record(credential.id)
-    if uses:
-        now = utcnow()
-        if not _bookkeeping(ctx, lambda repo: repo.add_key_usage(credential.id, uses, now)):
-            key_usage.give_back(credential.id, uses)
+    key_usage_for(ctx.db).record(credential.id)
     return principal
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from stich.api.context import RequestContext
 from stich.api.deps import Context, get_settings
 from stich.api.errors import error_responses
-from stich.auth.dependencies import AccountReader, SessionUser, key_usage
+from stich.auth.dependencies import AccountReader, SessionUser
 from stich.auth.models import ApiKey
 from stich.auth.oauth import OAuthService, ProviderClient, provider_config
 from stich.auth.schemas import (
@@ -45,6 +45,7 @@ from stich.auth.service import (
     anonymous_owner_hash,
 )
 from stich.auth.throttle import ClientThrottle, client_throttle
+from stich.auth.usage import key_usage_for
 from stich.config import Settings
 from stich.crypto.passwords import passwords_for
 from stich.db.base import utcnow
@@ -210,7 +211,7 @@ def revoke_other_sessions(
 # -- API keys ----------------------------------------------------------------------------
 
 
-def _key_out(key: ApiKey) -> ApiKeyOut:
+def _key_out(key: ApiKey, pending_uses: int = 0) -> ApiKeyOut:
     return ApiKeyOut(
         id=key.id,
         name=key.name,
@@ -219,7 +220,7 @@ def _key_out(key: ApiKey) -> ApiKeyOut:
         created_at=key.created_at,
         expires_at=key.expires_at,
         last_used_at=key.last_used_at,
-        usage_count=key.usage_count + key_usage.pending(key.id),
+        usage_count=key.usage_count + pending_uses,
     )
 
 
@@ -240,7 +241,8 @@ def list_keys(principal: AccountReader, ctx: Context, settings: SettingsDep) -> 
     """Active keys, newest first, with a preview instead of the key."""
     with ctx.read_fresh() as uow:
         keys = _auth(ctx, settings, uow.session).list_keys(principal, utcnow())
-        return ApiKeyList(items=[_key_out(key) for key in keys])
+        usage = key_usage_for(ctx.db)  # uses this process has not written yet
+        return ApiKeyList(items=[_key_out(key, usage.pending(key.id)) for key in keys])
 
 
 @router.delete("/keys/{key_id}", status_code=204, responses=errors(401, 403, 404))
