@@ -9,7 +9,10 @@ lookup. All of it is invisible to the models, so autogenerate is told to ignore 
 (:func:`is_unmanaged`, used by ``migrations/env.py``).
 
 A search string is reduced to at most eight words of letters and digits; every word must
-match, as a prefix ("reac" finds "React"). No user text ever reaches the FTS5 or tsquery
+match, as a prefix ("reac" finds "React"). The indexed text is cut into words the same way
+on both backends: FTS5's ``unicode61`` does it by itself; on PostgreSQL ``search_doc`` turns
+ASCII punctuation into spaces before parsing (migration 0006), so "zephyr.io" is the words
+"zephyr" and "io", not one host-name token. No user text ever reaches the FTS5 or tsquery
 syntax: the words are quoted (SQLite) or bound into a query of plain lexemes
 (PostgreSQL), so operators, quotes and parentheses in the input mean nothing.
 """
