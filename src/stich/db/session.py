@@ -70,7 +70,8 @@ class UnitOfWork:
 
     @property
     def bookmark(self) -> str | None:
-        """For a write, the position of its commit; for a read, the position it read at."""
+        """For a write, the position of its commit; for a read (once it ends), a position
+        at or after everything it read."""
         return self._bookmark.encode() if self._bookmark else None
 
     @property
