@@ -8,7 +8,9 @@ the tests run as root, cannot reach pytest's private temporary directories), mig
 
 Without the server binaries the tests skip with the reason; under CI=true they fail.
 tests/conftest.py registers this module as a plugin, so its fixtures (``pg_bin``,
-``replica_cluster``, ``replica_db``) are available to every test module.
+``replica_cluster``, ``replica_db``) are available to every test module. Helpers act on
+the nodes: pause and resume replay, read replay positions, and freeze a node
+(:class:`Frozen`: SIGSTOP, so it accepts connections but never answers).
 """
 
 from __future__ import annotations
