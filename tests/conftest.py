@@ -102,6 +102,8 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: object) -> Set
         "secrets_keys": TEST_KEY_RING,
         "env": "test",
         "server_key_file": tmp_path / "server.key",
+        # No maintenance schedule in the background of tests; they run jobs themselves.
+        "embedded_worker": "off",
     }
     values.update(overrides)
     return load_settings(**values)

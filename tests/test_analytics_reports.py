@@ -22,6 +22,7 @@ from stich.users.models import Role
 from tests.conftest import TEST_SERVER_KEY
 from tests.factories import make_user
 from tests.gallery_support import make_app
+from tests.views_support import flush_views
 
 HASHER = KeyedHasher(TEST_SERVER_KEY.encode())
 TODAY = date(2026, 9, 15)
@@ -98,6 +99,7 @@ def test_analytics_endpoint_is_for_owners_and_admins(client: TestClient, db: Dat
     public = make_app(db, alice.user_id)
     private = make_app(db, alice.user_id, visibility=Visibility.PRIVATE)
     client.post(f"/api/apps/{public}/views", headers={"Referer": "https://x.example/p"})
+    flush_views(client)
     for who in (alice, admin):
         for app_id in (public, private):
             response = client.get(f"/api/apps/{app_id}/analytics", headers=who.headers)

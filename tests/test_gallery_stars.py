@@ -171,7 +171,7 @@ def test_api_keys_need_apps_write_to_star_and_apps_read_to_look(
     assert client.put(f"/api/apps/{app_id}/star", headers=writer).json()["starred"] is True
     assert client.get("/api/me/stars", headers=reader).status_code == 200
     assert client.get("/api/apps/public", headers=reader).status_code == 200
-    assert client.post(f"/api/apps/{app_id}/views", headers=reader).status_code == 200
+    assert client.post(f"/api/apps/{app_id}/views", headers=reader).status_code == 202
     assert client.get("/api/me/stats", headers=reader).status_code == 200
     for path in ("/api/apps/public", "/api/me/stars", "/api/me/stats"):
         assert client.get(path, headers=secrets_only).status_code == 403, path

@@ -13,7 +13,7 @@ import secrets
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import structlog
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     slow_query_ms: float = Field(default=200.0, ge=0)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # Server processes of `stich serve` (each with its own pools); see docs/operations.md.
+    web_concurrency: int = Field(default=1, ge=1, le=64)
     # Forwarding headers (X-Forwarded-For) are believed only from these proxy addresses.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
@@ -180,6 +182,27 @@ class Settings(BaseSettings):
     feed_ranking_refresh_seconds: int = Field(default=300, ge=1, le=86400)
     feed_ranking_max_age_seconds: int = Field(default=900, ge=0, le=7 * 86400)
 
+    # --- view queue and background work (docs/operations.md#views-and-the-worker) ---
+    # Views are queued by the request and counted in batches. Without a URL the queue is a
+    # bounded buffer in each server process; with redis://... it is a Redis stream that
+    # `stich worker` consumes (several processes or hosts).
+    view_queue_url: str | None = None
+    view_queue_stream: str = Field(default="stich:views", min_length=1, max_length=200)
+    view_flush_ms: int = Field(default=250, ge=10, le=60_000)
+    view_batch_size: int = Field(default=1000, ge=1, le=10_000)
+    # In-process: views beyond this many waiting are shed (counted in a metric). Redis:
+    # the stream is trimmed to about this many entries.
+    view_buffer_size: int = Field(default=100_000, ge=100, le=10_000_000)
+    # Redis: entries a consumer read but did not acknowledge for this long are taken over.
+    view_claim_idle_seconds: int = Field(default=30, ge=1, le=86_400)
+    # Background work (maintenance on a schedule, and with Redis the view consumer) runs
+    # in `stich worker`; "auto" also runs the maintenance schedule in each `stich serve`
+    # process when no Redis queue is configured, so one server is a whole deployment.
+    embedded_worker: Literal["auto", "on", "off"] = "auto"
+    # Scheduled purges and retention (every job but feed_rankings, which follows
+    # feed_ranking_refresh_seconds); 0 turns the schedule off.
+    maintenance_interval_seconds: int = Field(default=3600, ge=0, le=7 * 86400)
+
     # --- operations (docs/operations.md) ---
     # Stich Studio, the admin UI: mounted at /admin in the API app when enabled (and
     # served alone by `stich studio`). A sign-in lasts this many hours at most.
@@ -206,6 +229,13 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters")
         return value
+
+    @field_validator("view_queue_url")
+    @classmethod
+    def _check_view_queue_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL (or unset)")
+        return value or None
 
     @field_validator("view_dedup_window_seconds")
     @classmethod
@@ -312,6 +342,13 @@ class Settings(BaseSettings):
     @property
     def backend(self) -> str:
         return self.url.get_backend_name()
+
+    @property
+    def runs_embedded_worker(self) -> bool:
+        """Whether each server process runs the background loop itself."""
+        if self.embedded_worker == "auto":
+            return self.view_queue_url is None
+        return self.embedded_worker == "on"
 
     def server_key_bytes(self) -> bytes:
         """The HMAC server key; generated once into ``server_key_file`` outside production."""

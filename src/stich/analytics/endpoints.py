@@ -1,22 +1,31 @@
 """HTTP endpoints for analytics (mounted under /api).
 
 ``POST /apps/{id}/views``, ``GET /apps/{id}/analytics`` and ``GET /me/stats``, plus
-:func:`record_detail_view`, which ``GET /apps/{id}`` calls to count a view of a public
-app's detail page.
+:func:`queue_view`, which ``GET /apps/{id}`` calls to count a view of an app's detail page.
+Neither opens a write transaction: views go to the view queue (:mod:`stich.analytics.queue`)
+and are counted in batches.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from sqlalchemy.orm import Session
 
-from stich.analytics.schemas import AnalyticsOut, StatsOut, ViewIn, ViewOut
-from stich.analytics.service import AnalyticsPeriod, AnalyticsService, ViewEvent
+from stich.analytics.queue import ViewQueue
+from stich.analytics.schemas import AnalyticsOut, StatsOut, ViewAccepted, ViewIn
+from stich.analytics.service import (
+    AnalyticsPeriod,
+    AnalyticsService,
+    ViewEvent,
+    app_not_found,
+    prepare_view,
+)
 from stich.analytics.viewer import Viewer
 from stich.api.context import RequestContext
 from stich.api.deps import Context
+from stich.api.inputs import AppIdPath
 from stich.auth.dependencies import AnyPrincipal, CurrentUser, OptionalPrincipal, api_key_scopes
 from stich.auth.principal import Principal
 from stich.auth.schemas import ApiScope
@@ -30,8 +39,6 @@ router = APIRouter(
         Depends(api_key_scopes(ApiScope.APPS_READ, ApiScope.APPS_WRITE, read_suffixes=("/views",)))
     ],
 )
-
-AppIdPath = Annotated[str, Path(min_length=1, max_length=36, description="The app's id.")]
 
 
 def _service(ctx: RequestContext, session: Session) -> AnalyticsService:
@@ -50,24 +57,35 @@ def viewer_for(ctx: RequestContext, principal: Principal | None) -> Viewer:
     return Viewer(client_ip=ctx.client_ip, user_agent=ctx.user_agent)
 
 
-def record_detail_view(
-    ctx: RequestContext, principal: Principal | None, app_id: str, *, referrer: str | None = None
-) -> bool:
-    """Count a view of an app's detail page, in its own write unit of work.
+def view_queue(request: Request) -> ViewQueue:
+    queue: ViewQueue = request.app.state.view_queue
+    return queue
 
-    For ``GET /apps/{id}``: call it after the app was read. Views of apps outside the
-    public feed (an owner looking at a private app) and by bots are not counted, and it
-    never raises for them; returns whether the view counted.
-    """
+
+def queue_view(
+    request: Request,
+    ctx: RequestContext,
+    principal: Principal | None,
+    app_id: str,
+    *,
+    referrer: str | None = None,
+) -> bool:
+    """Hand a view to the view queue without waiting for the database; False for a bot
+    or a shed view. Whether it counts (a public app, a new window) is decided when its
+    batch is ingested, a flush interval later."""
     event = ViewEvent(
         app_id=app_id, viewer=viewer_for(ctx, principal), at=utcnow(), referrer=referrer
     )
-    with ctx.write() as uow:
-        return _service(ctx, uow.session).record_views([event]) == 1
+    window = ctx.db.settings.view_dedup_window_seconds
+    view = prepare_view(event, ctx.hasher, window)
+    return view is not None and view_queue(request).put(view)
 
 
 @router.post(
-    "/apps/{app_id}/views", response_model=ViewOut, responses=error_responses(401, 404, 422)
+    "/apps/{app_id}/views",
+    status_code=202,
+    response_model=ViewAccepted,
+    responses=error_responses(401, 404, 422),
 )
 def record_view(
     app_id: AppIdPath,
@@ -75,14 +93,17 @@ def record_view(
     ctx: Context,
     principal: OptionalPrincipal,
     body: Annotated[ViewIn | None, Body()] = None,
-) -> ViewOut:
-    """Count a view, once per viewer per de-duplication window (default 30 minutes)."""
+) -> ViewAccepted:
+    """Queue a view (202). It counts once per viewer per de-duplication window (default 30
+    minutes), for apps in the public gallery and never for bots, within a couple of seconds;
+    the app's counts and analytics show it then. An app you cannot see is a 404 at once."""
     referrer = body.referrer if body and body.referrer else request.headers.get("referer")
-    with ctx.write() as uow:
-        result = _service(ctx, uow.session).record_view(
-            principal, app_id, viewer_for(ctx, principal), referrer=referrer
-        )
-    return ViewOut(recorded=result.recorded, view_count=result.view_count)
+    with ctx.read(fallback="fast" if principal is None else "fresh") as uow:
+        visible = _service(ctx, uow.session).can_see(principal, app_id)
+    if not visible:
+        raise app_not_found()
+    queued = queue_view(request, ctx, principal, app_id, referrer=referrer)
+    return ViewAccepted(queued=queued)
 
 
 @router.get(

@@ -8,16 +8,16 @@ the size of the events table.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, func, select, union, update
+from sqlalchemy import func, select, union
 from sqlalchemy.orm import Session
 
-from stich.analytics.models import AppDailyBreakdown, AppDailyStats, AppView, BreakdownDimension
-from stich.analytics.sql import insert_for, table_of, utc_day
+from stich.analytics.models import AppDailyBreakdown, AppDailyStats, BreakdownDimension
+from stich.analytics.sql import utc_day
 from stich.apps.models import App
 from stich.apps.visibility import publicly_visible, visible_to
 from stich.audit.models import AuditLog
@@ -98,118 +98,6 @@ class AnalyticsRepository:
         return self.session.execute(
             select(App.view_count).where(App.id == app_id, visible_to(principal))
         ).scalar_one_or_none()
-
-    def listed_ids(self, app_ids: Iterable[str]) -> set[str]:
-        """Those of ``app_ids`` that are in the public feed (the only apps whose views count)."""
-        listed: set[str] = set()
-        for batch in chunks(sorted(set(app_ids))):
-            listed.update(
-                self.session.execute(
-                    select(App.id).where(App.id.in_(batch), publicly_visible())
-                ).scalars()
-            )
-        return listed
-
-    # -- ingestion -----------------------------------------------------------------------
-
-    def insert_views(self, views: Sequence[NewView]) -> set[WindowKey]:
-        """Insert view events; the keys of those that were new in their window."""
-        inserted: set[WindowKey] = set()
-        for batch in chunks(views):
-            stmt = (
-                insert_for(self.session, AppView)
-                .values([view.__dict__ for view in batch])
-                .on_conflict_do_nothing(index_elements=["app_id", "viewer_key", "window_start"])
-                .returning(AppView.app_id, AppView.viewer_key, AppView.window_start)
-            )
-            inserted.update((r[0], r[1], r[2]) for r in self.session.execute(stmt))
-        return inserted
-
-    def windows_of(
-        self, app_ids: set[str], viewer_keys: set[str], start: int, end: int
-    ) -> set[WindowKey]:
-        """Windows in ``[start, end)`` in which these viewers viewed these apps (a superset
-        of the pairs asked for; callers pick theirs)."""
-        found: set[WindowKey] = set()
-        apps = sorted(app_ids)
-        for key_batch in chunks(sorted(viewer_keys)):
-            for app_batch in chunks(apps):
-                rows = self.session.execute(
-                    select(AppView.app_id, AppView.viewer_key, AppView.window_start).where(
-                        AppView.app_id.in_(app_batch),
-                        AppView.viewer_key.in_(key_batch),
-                        AppView.window_start >= start,
-                        AppView.window_start < end,
-                    )
-                )
-                found.update((r[0], r[1], r[2]) for r in rows)
-        return found
-
-    def add_app_views(self, counts: dict[str, int]) -> None:
-        """``view_count = view_count + n`` per app, in app id order (one lock order)."""
-        if not counts:
-            return
-        table = table_of(App)
-        stmt = (
-            update(table)
-            .where(table.c.id == bindparam("b_app_id"))
-            # updated_at as it was: a view is not an edit of the app.
-            .values(
-                view_count=table.c.view_count + bindparam("b_views"),
-                updated_at=table.c.updated_at,
-            )
-        )
-        params = [{"b_app_id": app_id, "b_views": n} for app_id, n in sorted(counts.items())]
-        self.session.execute(stmt, params)
-
-    def add_daily_views(self, deltas: Sequence[DailyDelta]) -> None:
-        """``views += n`` on each (app, day) rollup row, creating it if needed. The upsert
-        locks the rows (in app and day order) until the transaction ends."""
-        ordered = sorted(deltas, key=lambda d: (d.app_id, d.day))
-        for batch in chunks(ordered):
-            stmt = insert_for(self.session, AppDailyStats).values(
-                [
-                    {
-                        "app_id": d.app_id,
-                        "day": d.day,
-                        "views": d.count,
-                        "unique_viewers": 0,
-                        "stars": 0,
-                    }
-                    for d in batch
-                ]
-            )
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["app_id", "day"],
-                set_={"views": AppDailyStats.views + stmt.excluded.views},
-            )
-            self.session.execute(stmt)
-
-    def add_unique_viewers(self, deltas: Sequence[DailyDelta]) -> None:
-        """``unique_viewers += n`` on rollup rows :meth:`add_daily_views` has written."""
-        if not deltas:
-            return
-        table = table_of(AppDailyStats)
-        stmt = (
-            update(table)
-            .where(table.c.app_id == bindparam("b_app_id"), table.c.day == bindparam("b_day"))
-            .values(unique_viewers=table.c.unique_viewers + bindparam("b_unique"))
-        )
-        params = [
-            {"b_app_id": d.app_id, "b_day": d.day, "b_unique": d.count}
-            for d in sorted(deltas, key=lambda d: (d.app_id, d.day))
-        ]
-        self.session.execute(stmt, params)
-
-    def add_breakdowns(self, deltas: Sequence[BreakdownDelta]) -> None:
-        ordered = sorted(deltas, key=lambda d: (d.app_id, d.day, d.dimension, d.value))
-        for batch in chunks(ordered):
-            stmt = insert_for(self.session, AppDailyBreakdown).values([d.__dict__ for d in batch])
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["app_id", "day", "dimension", "value"],
-                set_={"views": AppDailyBreakdown.views + stmt.excluded.views},
-            )
-            self.session.execute(stmt)
 
     # -- per-app analytics ---------------------------------------------------------------
 

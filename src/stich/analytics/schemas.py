@@ -9,10 +9,11 @@ from pydantic import BaseModel, Field
 
 from stich.analytics.service import AnalyticsPeriod, AppAnalytics, MyStats
 from stich.auth.models import DeviceType
+from stich.validation import OneLine
 
 
 class ViewIn(BaseModel):
-    referrer: str | None = Field(
+    referrer: OneLine | None = Field(
         default=None,
         max_length=2048,
         description="Where the viewer came from (document.referrer); only its origin is "
@@ -20,12 +21,12 @@ class ViewIn(BaseModel):
     )
 
 
-class ViewOut(BaseModel):
-    recorded: bool = Field(
-        description="False when this viewer's view was already counted in the current "
-        "window, the app is not public, or the client is a bot."
+class ViewAccepted(BaseModel):
+    queued: bool = Field(
+        description="True when the view was queued to be counted (within a couple of "
+        "seconds, once per viewer per window, for apps in the gallery); false for bots, or "
+        "when the server is shedding views under overload."
     )
-    view_count: int
 
 
 class DayOut(BaseModel):

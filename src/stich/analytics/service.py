@@ -4,8 +4,9 @@ Views count only for apps in the public feed, once per viewer per de-duplication
 (``view_dedup_window_seconds``), and never for bots. Each recorded view adds to the app's
 ``view_count``, to its day's ``views`` (and ``unique_viewers`` the first time that viewer
 is seen that day) and to the day's referrer and device breakdowns — all in the caller's
-transaction. :meth:`AnalyticsService.record_views` ingests a whole batch that way, in
-one transaction, with a bounded number of statements.
+transaction. :meth:`AnalyticsService.ingest` counts a whole batch that way, in one
+transaction, with a bounded number of statements; requests only :meth:`~AnalyticsService.prepare`
+a view and hand it to the view queue (:mod:`stich.analytics.queue`), which ingests in batches.
 
 Days are UTC days, for every user (the analytics response says so).
 """
@@ -20,6 +21,7 @@ from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
+from stich.analytics.ingest import ViewIngestRepository
 from stich.analytics.models import BreakdownDimension
 from stich.analytics.repository import (
     AnalyticsRepository,
@@ -148,61 +150,38 @@ class AnalyticsService:
     def record_views(self, events: Sequence[ViewEvent]) -> int:
         """Ingest views in the caller's transaction; how many counted (new in their window,
         of a public app, not by a bot)."""
-        candidates = [e for e in events if device_type(e.viewer.user_agent) is not DeviceType.BOT]
-        listed = self.repo.listed_ids(e.app_id for e in candidates)
-        views: dict[WindowKey, NewView] = {}
-        for event in candidates:
-            if event.app_id in listed:
-                view = self._new_view(event)
-                views.setdefault((view.app_id, view.viewer_key, view.window_start), view)
-        inserted = self.repo.insert_views(list(views.values()))
+        return self.ingest([view for event in events if (view := self.prepare(event))])
+
+    def prepare(self, event: ViewEvent) -> NewView | None:
+        """What is kept of a view, or None for a bot (see :func:`prepare_view`)."""
+        return prepare_view(event, self.hasher, self.window_seconds)
+
+    def can_see(self, principal: Principal | None, app_id: str) -> bool:
+        return self.repo.visible_view_count(app_id, principal) is not None
+
+    def ingest(self, views: Sequence[NewView]) -> int:
+        """Count prepared views in the caller's transaction, with a bounded number of
+        statements (:mod:`stich.analytics.ingest`); how many were new.
+
+        Idempotent per (app, viewer, window): views delivered again are not counted again.
+        """
+        unique: dict[WindowKey, NewView] = {}
+        for view in views:
+            unique.setdefault((view.app_id, view.viewer_key, view.window_start), view)
+        repo = ViewIngestRepository(self.repo.session)
+        inserted = repo.insert_views(list(unique.values()))
         if not inserted:
             return 0
-        counted = [views[key] for key in sorted(inserted)]
-        self.repo.add_app_views(Counter(view.app_id for view in counted))
+        counted = [unique[key] for key in sorted(inserted)]
+        repo.add_app_views(Counter(view.app_id for view in counted))
         # Views first: the upsert locks each (app, day) rollup row, so the look for
         # earlier windows below sees every concurrent view of that day already committed
         # and a viewer is counted unique once, even when two of its views race.
-        self.repo.add_daily_views(_per_day(counted))
-        first_of_day = self._first_of_day(inserted)
-        self.repo.add_unique_viewers(_per_day([views[key] for key in sorted(first_of_day)]))
-        self.repo.add_breakdowns(_breakdown_deltas(counted))
+        repo.add_daily_views(_per_day(counted))
+        first_of_day = _first_of_day(repo, inserted)
+        repo.add_unique_viewers(_per_day([unique[key] for key in sorted(first_of_day)]))
+        repo.add_breakdowns(_breakdown_deltas(counted))
         return len(counted)
-
-    def _new_view(self, event: ViewEvent) -> NewView:
-        if event.at.tzinfo is None:
-            raise ValueError("a view's time must be timezone-aware (UTC)")
-        at = event.at.astimezone(UTC)
-        return NewView(
-            app_id=event.app_id,
-            viewer_key=viewer_key(self.hasher, event.viewer, app_id=event.app_id, day=at.date()),
-            window_start=window_start(at, self.window_seconds),
-            user_id=event.viewer.user_id,
-            referrer_origin=referrer_origin(event.referrer),
-            device_type=device_type(event.viewer.user_agent),
-            viewed_at=at,
-        )
-
-    def _first_of_day(self, inserted: set[WindowKey]) -> set[WindowKey]:
-        """For each (app, viewer, day) seen for the first time, its earliest new window.
-
-        A viewer is new for the day when none of its windows that day existed before
-        this batch (whatever order the batch's views arrive in).
-        """
-        days = {_day_of(ws) for _, _, ws in inserted}
-        known = self.repo.windows_of(
-            {app for app, _, _ in inserted},
-            {key for _, key, _ in inserted},
-            day_start(min(days)),
-            day_start(max(days) + timedelta(days=1)),
-        )
-        seen_before = {(app, key, _day_of(ws)) for app, key, ws in known - inserted}
-        first: dict[tuple[str, str, date], WindowKey] = {}
-        for window in sorted(inserted, key=lambda w: w[2]):
-            slot = (window[0], window[1], _day_of(window[2]))
-            if slot not in seen_before:
-                first.setdefault(slot, window)
-        return set(first.values())
 
     # -- per-app analytics ---------------------------------------------------------------
 
@@ -269,6 +248,28 @@ class AnalyticsService:
         )
 
 
+def prepare_view(event: ViewEvent, hasher: KeyedHasher, window_seconds: int) -> NewView | None:
+    """What is kept of a view (keyed hashes, origin, device), or None for a bot.
+
+    The request does this, so a queued view carries no address or user agent.
+    """
+    device = device_type(event.viewer.user_agent)
+    if device is DeviceType.BOT:
+        return None
+    if event.at.tzinfo is None:
+        raise ValueError("a view's time must be timezone-aware (UTC)")
+    at = event.at.astimezone(UTC)
+    return NewView(
+        app_id=event.app_id,
+        viewer_key=viewer_key(hasher, event.viewer, app_id=event.app_id, day=at.date()),
+        window_start=window_start(at, window_seconds),
+        user_id=event.viewer.user_id,
+        referrer_origin=referrer_origin(event.referrer),
+        device_type=device,
+        viewed_at=at,
+    )
+
+
 def activity_streak(active_days: set[date], today: date) -> int:
     """Consecutive active days ending today, or yesterday (today is not over yet)."""
     day = today if today in active_days else today - timedelta(days=1)
@@ -277,6 +278,28 @@ def activity_streak(active_days: set[date], today: date) -> int:
         streak += 1
         day -= timedelta(days=1)
     return streak
+
+
+def _first_of_day(repo: ViewIngestRepository, inserted: set[WindowKey]) -> set[WindowKey]:
+    """For each (app, viewer, day) seen for the first time, its earliest new window.
+
+    A viewer is new for the day when none of its windows that day existed before this
+    batch (whatever order the batch's views arrive in).
+    """
+    slots = {(app, key, _day_of(ws)) for app, key, ws in inserted}
+    known = repo.windows_of(
+        sorted(
+            (app, key, day_start(day), day_start(day + timedelta(days=1)))
+            for app, key, day in slots
+        )
+    )
+    seen_before = {(app, key, _day_of(ws)) for app, key, ws in known - inserted}
+    first: dict[tuple[str, str, date], WindowKey] = {}
+    for window in sorted(inserted, key=lambda w: w[2]):
+        slot = (window[0], window[1], _day_of(window[2]))
+        if slot not in seen_before:
+            first.setdefault(slot, window)
+    return set(first.values())
 
 
 def _day_of(window: int) -> date:

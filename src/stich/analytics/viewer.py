@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from stich.auth.models import DeviceType
@@ -43,9 +44,14 @@ def viewer_key(hasher: KeyedHasher, viewer: Viewer, *, app_id: str, day: date) -
         return hasher.hash(viewer.user_id, purpose="viewer:user")
     if viewer.anonymous_owner_hash is not None:
         return hasher.hash(viewer.anonymous_owner_hash, purpose="viewer:anonymous")
-    salt = hasher.hash(day.isoformat(), purpose="viewer:daily-salt")
+    salt = _daily_salt(hasher, day)
     fingerprint = "\x00".join((salt, viewer.client_ip or "", viewer.user_agent or "", app_id))
     return hasher.hash(fingerprint, purpose="viewer:visitor")
+
+
+@lru_cache(maxsize=64)
+def _daily_salt(hasher: KeyedHasher, day: date) -> str:
+    return hasher.hash(day.isoformat(), purpose="viewer:daily-salt")
 
 
 def window_start(at: datetime, window_seconds: int) -> int:
@@ -78,5 +84,7 @@ def referrer_origin(referrer: str | None) -> str | None:
     return origin if len(origin) <= MAX_ORIGIN_LENGTH else None
 
 
+@lru_cache(maxsize=4096)
 def device_type(user_agent: str | None) -> DeviceType:
+    # Cached: a handful of browser builds make most traffic, and parsing is a dozen regexes.
     return parse_user_agent(user_agent).device_type

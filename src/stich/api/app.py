@@ -11,6 +11,7 @@ from stich import __version__
 from stich.analytics import endpoints as analytics_endpoints
 from stich.api import health
 from stich.api.errors import install_error_handlers
+from stich.api.inputs import install_input_contract
 from stich.api.middleware import RequestMiddleware
 from stich.apps import endpoints as apps_endpoints
 from stich.audit import endpoints as audit_endpoints
@@ -23,6 +24,7 @@ from stich.log import configure_logging
 from stich.observability.install import install_observability
 from stich.secrets import endpoints as secrets_endpoints
 from stich.users import endpoints as users_endpoints
+from stich.worker import Background
 
 # Domain routers mounted under /api, in the order they appear in the OpenAPI document.
 # The gallery comes before apps so /apps/public is not taken for an app id.
@@ -43,9 +45,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     owns_database = database is None
     database = database or Database(settings)
 
+    hasher = KeyedHasher(settings.server_key_bytes())
+    background = Background(database, hasher)  # the view queue, maybe the worker
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        background.start()
         yield
+        background.stop()  # flushes this process's queued views
         if owns_database:
             database.dispose()
 
@@ -57,8 +64,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.database = database
-    app.state.hasher = KeyedHasher(settings.server_key_bytes())
+    app.state.hasher = hasher
+    app.state.view_queue = background.view_queue
     install_error_handlers(app)
+    install_input_contract(app)  # before the routers: they copy its URL check
     app.add_middleware(RequestMiddleware)
     app.include_router(health.router)
     api = APIRouter(prefix="/api")

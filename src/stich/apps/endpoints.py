@@ -11,14 +11,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from stich.analytics.endpoints import record_detail_view
+from stich.analytics.endpoints import queue_view
 from stich.api.context import RequestContext
 from stich.api.deps import Context
 from stich.api.errors import error_responses
+from stich.api.inputs import AppIdPath
 from stich.apps.models import AppStatus, Visibility
 from stich.apps.query import (
     DEFAULT_LIMIT,
@@ -65,8 +66,6 @@ router = APIRouter(
     tags=["apps"],
     dependencies=[Depends(api_key_scopes(ApiScope.APPS_READ, ApiScope.APPS_WRITE))],
 )
-
-AppIdPath = Annotated[str, Path(min_length=1, max_length=36, description="The app's id.")]
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -161,8 +160,9 @@ def get_app(
     with ctx.read(fallback="fast" if principal is None else "fresh") as uow:
         shown = _present(_service(ctx, uow.session).get(principal, app_id), principal)
     # Reading a public app's page counts as a view (de-duplicated per viewer and window),
-    # as in the original; private apps and bots are not counted.
-    record_detail_view(ctx, principal, app_id, referrer=request.headers.get("referer"))
+    # as in the original; private apps and bots are not counted. The view is queued and
+    # counted in a batch later: this request stays a read (a replica can serve it).
+    queue_view(request, ctx, principal, app_id, referrer=request.headers.get("referer"))
     return shown
 
 
