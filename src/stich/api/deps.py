@@ -1,4 +1,9 @@
-"""FastAPI dependencies shared by every router."""
+"""FastAPI dependencies shared by every router.
+
+They are ``async def`` because they never block: FastAPI runs a plain ``def`` dependency
+in its thread pool, and each such hand-off cost a feed request about as much as its SQL
+(docs/benchmarks.md, HTTP). Keep them free of I/O.
+"""
 
 from __future__ import annotations
 
@@ -12,24 +17,24 @@ from stich.crypto.tokens import KeyedHasher
 from stich.db import Database
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 
 
-def get_hasher(request: Request) -> KeyedHasher:
+async def get_hasher(request: Request) -> KeyedHasher:
     hasher: KeyedHasher = request.app.state.hasher
     return hasher
 
 
-def get_context(request: Request) -> RequestContext:
+async def get_context(request: Request) -> RequestContext:
     """The request's context; a malformed X-Stich-Bookmark is a 400 here, before any work."""
-    database = get_database(request)
+    database: Database = request.app.state.database
     state: RequestState = request.state.stich
     raw_bookmark = request.headers.get(BOOKMARK_HEADER)
     bookmark = database.parse_bookmark(raw_bookmark) if raw_bookmark else None
@@ -37,9 +42,9 @@ def get_context(request: Request) -> RequestContext:
         state.bookmark_out = bookmark  # echo it back, so it never goes backwards
     return RequestContext(
         db=database,
-        hasher=get_hasher(request),
+        hasher=request.app.state.hasher,
         state=state,
-        client_ip=client_ip(request, get_settings(request).trusted_proxies),
+        client_ip=client_ip(request, request.app.state.settings.trusted_proxies),
         user_agent=(request.headers.get("user-agent") or None),
         bookmark_in=bookmark,
     )

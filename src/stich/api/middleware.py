@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import random
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,16 @@ from stich.db.instrumentation import track_queries
 from stich.observability.metrics import RequestRecord
 
 access_log = structlog.get_logger("stich.access")
+# Request ids need to be unique, not secret: a PRNG seeded from the OS per process
+# (uvicorn starts its workers fresh) instead of uuid4's system call per request.
+_request_ids = random.Random(os.urandom(16))  # noqa: S311
+
+
+def new_request_id() -> str:
+    return f"{_request_ids.getrandbits(128):032x}"
+
+
+_REQUEST_ID_KEY = REQUEST_ID_HEADER.lower().encode()
 
 
 class RequestMiddleware:
@@ -26,11 +37,10 @@ class RequestMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = (
-            dict(scope["headers"]).get(REQUEST_ID_HEADER.lower().encode(), b"").decode("latin-1")
-        )
+        incoming = next((v for k, v in scope["headers"] if k == _REQUEST_ID_KEY), b"")
+        candidate = incoming.decode("latin-1")
         state = RequestState(
-            request_id=incoming if valid_request_id(incoming) else uuid.uuid4().hex
+            request_id=candidate if valid_request_id(candidate) else new_request_id()
         )
         scope.setdefault("state", {})["stich"] = state
         status = 500
@@ -85,9 +95,9 @@ class RequestMiddleware:
 
 def _request_observer(app: Any) -> Callable[[RequestRecord], None] | None:
     """The metrics hook an app installed (``app.state.request_observer``), if any."""
-    observer: Callable[[RequestRecord], None] | None = getattr(
-        getattr(app, "state", None), "request_observer", None
-    )
+    # State's own dict: a missing attribute raises (and costs) inside getattr.
+    values: dict[str, Any] = getattr(getattr(app, "state", None), "_state", {})
+    observer: Callable[[RequestRecord], None] | None = values.get("request_observer")
     return observer
 
 

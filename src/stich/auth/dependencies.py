@@ -8,13 +8,14 @@ key uses are counted in memory and written within a minute (:mod:`stich.auth.usa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated
 
 import structlog
 from fastapi import Depends, Request
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 
 from stich.api.context import RequestContext
 from stich.api.deps import Context
@@ -131,25 +132,36 @@ def _bookkeeping(ctx: RequestContext, write: Callable[[AuthRepository], object])
     return True
 
 
-def require_principal(principal: Annotated[Principal | None, Depends(get_principal)]) -> Principal:
+async def principal_dependency(request: Request, ctx: Context) -> Principal | None:
+    """``get_principal`` as a dependency: the thread pool only when there is a credential
+    to look up, so an anonymous request costs no thread hand-off (docs/benchmarks.md)."""
+    if request.headers.get("authorization") is None:
+        return None
+    return await run_in_threadpool(get_principal, request, ctx)
+
+
+MaybePrincipal = Annotated[Principal | None, Depends(principal_dependency)]
+
+
+async def require_principal(principal: MaybePrincipal) -> Principal:
     if principal is None:
         raise _unauthorized("sign in: send 'Authorization: Bearer <token>'")
     return principal
 
 
-def require_user(principal: Annotated[Principal | None, Depends(get_principal)]) -> Principal:
+async def require_user(principal: MaybePrincipal) -> Principal:
     if principal is None or not principal.is_user:
         raise _unauthorized("this needs a signed-in account: send 'Authorization: Bearer <token>'")
     return principal
 
 
-def require_admin(principal: Annotated[Principal, Depends(require_user)]) -> Principal:
+async def require_admin(principal: Annotated[Principal, Depends(require_user)]) -> Principal:
     if not principal.is_admin:
         raise Forbidden("this needs an admin account", code="admin_required")
     return principal
 
 
-def require_session(principal: Annotated[Principal, Depends(require_user)]) -> Principal:
+async def require_session(principal: Annotated[Principal, Depends(require_user)]) -> Principal:
     """Account management (sessions, keys, password, deletion) needs a signed-in session:
     an API key cannot mint more keys or lock its owner out."""
     if principal.session_id is None:
@@ -159,10 +171,10 @@ def require_session(principal: Annotated[Principal, Depends(require_user)]) -> P
     return principal
 
 
-def require_scope(scope: ApiScope) -> Callable[[Principal], Principal]:
+def require_scope(scope: ApiScope) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency: sessions pass; API keys need ``scope`` among their scopes."""
 
-    def dependency(principal: Annotated[Principal, Depends(require_user)]) -> Principal:
+    async def dependency(principal: Annotated[Principal, Depends(require_user)]) -> Principal:
         if principal.api_key_id is not None and scope.value not in principal.scopes:
             raise Forbidden(
                 f"this API key lacks the '{scope.value}' scope", code="insufficient_scope"
@@ -177,15 +189,13 @@ _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 def api_key_scopes(
     read: ApiScope, write: ApiScope, *, read_suffixes: tuple[str, ...] = ()
-) -> Callable[..., None]:
+) -> Callable[..., Awaitable[None]]:
     """A router-wide dependency: an API key needs ``read`` for reads and ``write`` for the
     rest. Sessions, anonymous visitors and unauthenticated calls are unaffected (their
     endpoints apply their own rules). ``read_suffixes`` marks POST paths that only read,
     such as ``/reveal``."""
 
-    def dependency(
-        request: Request, principal: Annotated[Principal | None, Depends(get_principal)]
-    ) -> None:
+    async def dependency(request: Request, principal: MaybePrincipal) -> None:
         if principal is None or principal.api_key_id is None:
             return
         reads = request.method in _READ_METHODS or request.url.path.endswith(read_suffixes)
@@ -198,7 +208,7 @@ def api_key_scopes(
     return dependency
 
 
-OptionalPrincipal = Annotated[Principal | None, Depends(get_principal)]
+OptionalPrincipal = MaybePrincipal
 AnyPrincipal = Annotated[Principal, Depends(require_principal)]
 CurrentUser = Annotated[Principal, Depends(require_user)]
 AdminUser = Annotated[Principal, Depends(require_admin)]

@@ -1,33 +1,65 @@
-"""``stich bench --http``: the API over loopback, from concurrent clients.
+"""``stich bench --http``: the API over loopback, from concurrent connections.
 
-Starts ``stich serve`` (uvicorn, one process) in a subprocess on a free loopback port
-against the bench database, then drives one endpoint group at a time with a fixed number
-of client threads, each with its own keep-alive connection. A phase stops by itself at
-its request budget or its time limit, whichever comes first. Clients and server share
-the machine's cores, so this measures the whole stack on one box, not the server alone.
+Starts ``stich serve --workers N`` in a subprocess on a free loopback port against the
+bench database, then drives one phase at a time. Each phase is a list of requests
+(method, path, bearer token, JSON body) that every connection cycles through from its own
+offset. The load comes from ``wrk`` when it is installed (:mod:`stich.bench.wrk`): it
+costs little CPU, so the server's share is measured. Without it, Python client threads
+(httpx, one keep-alive connection each) do the same, and take a good part of the CPU.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import os
+import random
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+from sqlalchemy import func, select
 
+from stich.apps.models import App
+from stich.apps.visibility import publicly_visible
+from stich.audit.service import RequestMeta
+from stich.auth.service import AuthPolicy, AuthService, Client
+from stich.bench import wrk
+from stich.config import Settings
+from stich.crypto.tokens import KeyedHasher
+from stich.db import Database
+from stich.db.base import utcnow
 from stich.db.local_cluster import free_ports
+from stich.users.models import User
 
 READY_TIMEOUT_S = 60.0
+WRITERS = 16  # the concurrent-writers phase: connections ...
+WRITERS_SECONDS = 30.0  # ... and how long
 # httpx logs every request at INFO; thousands of lines would bury the results.
 logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    path: str
+    token: str | None = None
+    body: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    requests: list[HttpRequest]
+    connections: int | None = None  # None: the bench's --http-clients
+    seconds: float | None = None  # None: the bench's --http-seconds
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -41,23 +73,56 @@ class HttpResult:
     p50_ms: float
     p99_ms: float
     note: str = ""
-
-
-# One request of a phase: (client, request number) -> response.
-Call = Callable[[httpx.Client, int], httpx.Response]
+    driver: str = "httpx"
+    processes: int = 1
+    # CPU time of the server processes per request: steadier than req/s when other work
+    # shares the machine (None where /proc is not there to read it).
+    server_cpu_ms: float | None = None
 
 
 @dataclass(frozen=True)
-class Phase:
-    name: str
-    call: Call
-    ok: frozenset[int]
-    note: str = ""
+class Editor:
+    """A signed-in app owner and one of their public apps (the mixed phase edits it)."""
+
+    token: str
+    app_id: str
+
+
+@dataclass
+class LoadPlan:
+    processes: int
+    connections: int
+    seconds: float
+    max_requests: int  # only the httpx driver stops early at a budget
+    driver: str = field(default_factory=lambda: "wrk" if wrk.wrk_binary() else "httpx")
+
+
+@dataclass(frozen=True)
+class Server:
+    base_url: str
+    pid: int
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU of the server and its worker processes so far (Linux)."""
+        try:
+            return sum(_cpu_of(pid) for pid in _process_tree(self.pid))
+        except OSError:
+            return None
+
+
+def _process_tree(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *(p for child in children for p in _process_tree(int(child)))]
+
+
+def _cpu_of(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 @contextlib.contextmanager
-def running_server(database_url: str, log_path: Path) -> Iterator[str]:
-    """``stich serve`` on a free loopback port; yields its base URL, stops it after."""
+def running_server(database_url: str, log_path: Path, processes: int = 1) -> Iterator[Server]:
+    """``stich serve`` on a free loopback port; yields it, stops it after."""
     port = free_ports(1)[0]
     env = dict(os.environ, STICH_DATABASE_URL=database_url, STICH_LOG_LEVEL="WARNING")
     command = [
@@ -71,13 +136,15 @@ def running_server(database_url: str, log_path: Path) -> Iterator[str]:
         "127.0.0.1",
         "--port",
         str(port),
+        "--workers",
+        str(processes),
     ]
     with log_path.open("wb") as log:
         server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
         base_url = f"http://127.0.0.1:{port}"
         try:
             _wait_ready(base_url, server, log_path)
-            yield base_url
+            yield Server(base_url, server.pid)
         finally:
             server.terminate()
             try:
@@ -101,45 +168,69 @@ def _wait_ready(base_url: str, server: subprocess.Popen[bytes], log_path: Path) 
 
 
 def run_http_phases(
-    database_url: str,
-    phases: list[Phase],
-    log_path: Path,
-    *,
-    clients: int,
-    max_requests: int,
-    max_seconds: float,
+    database_url: str, phases: list[Phase], log_path: Path, plan: LoadPlan
 ) -> list[HttpResult]:
-    with running_server(database_url, log_path) as base_url:
-        return [
-            run_phase(
-                base_url, phase, clients=clients, max_requests=max_requests, max_seconds=max_seconds
-            )
-            for phase in phases
-        ]
+    with running_server(database_url, log_path, plan.processes) as server:
+        return [run_phase(server, phase, plan) for phase in phases]
 
 
-def run_phase(
-    base_url: str, phase: Phase, *, clients: int, max_requests: int, max_seconds: float
-) -> HttpResult:
-    """``clients`` threads share a budget of ``max_requests`` requests and a deadline."""
-    numbers = itertools.count()
+def run_phase(server: Server, phase: Phase, plan: LoadPlan) -> HttpResult:
+    connections = phase.connections or plan.connections
+    seconds = phase.seconds or plan.seconds
+    base_url = server.base_url
+    cpu_before = server.cpu_seconds()
+    if plan.driver == "wrk":
+        totals = wrk.run_wrk(base_url, phase.requests, connections=connections, seconds=seconds)
+    else:
+        budget = plan.max_requests if phase.seconds is None else None
+        totals = _run_httpx(base_url, phase.requests, connections, seconds, budget)
+    cpu_after = server.cpu_seconds()
+    cpu_ms = None
+    if cpu_before is not None and cpu_after is not None and totals["requests"]:
+        cpu_ms = (cpu_after - cpu_before) * 1000 / totals["requests"]
+    return HttpResult(
+        phase=phase.name,
+        clients=connections,
+        requests=int(totals["requests"]),
+        errors=int(totals["errors"]),
+        seconds=totals["seconds"],
+        requests_per_second=totals["requests"] / totals["seconds"] if totals["seconds"] else 0,
+        p50_ms=totals["p50_ms"],
+        p99_ms=totals["p99_ms"],
+        note=phase.note,
+        driver=plan.driver,
+        processes=plan.processes,
+        server_cpu_ms=cpu_ms,
+    )
+
+
+def _run_httpx(
+    base_url: str,
+    requests: list[HttpRequest],
+    connections: int,
+    seconds: float,
+    budget: int | None,
+) -> dict[str, float]:
+    """``connections`` threads cycle through ``requests`` until the deadline (or budget)."""
     lock = threading.Lock()
     latencies: list[float] = []
     errors = 0
-    deadline = time.monotonic() + max_seconds
+    deadline = time.monotonic() + seconds
 
-    def client_loop(client_index: int) -> None:
+    def client_loop(index: int) -> None:
         nonlocal errors
-        headers = {"User-Agent": f"stich-bench-client/{client_index}"}
-        with httpx.Client(base_url=base_url, headers=headers, timeout=30.0) as client:
-            while time.monotonic() < deadline:
-                with lock:
-                    n = next(numbers)
-                if n >= max_requests:
-                    return
+        position = index * 7919  # the same offsets as the wrk script
+        with httpx.Client(base_url=base_url, timeout=10.0) as client:
+            while time.monotonic() < deadline and (budget is None or len(latencies) < budget):
+                position += 1
+                spec = requests[position % len(requests)]
+                headers = {"Authorization": f"Bearer {spec.token}"} if spec.token else {}
                 begin = time.perf_counter()
                 try:
-                    ok = phase.call(client, n).status_code in phase.ok
+                    response = client.request(
+                        spec.method, spec.path, headers=headers, json=spec.body
+                    )
+                    ok = response.status_code < 400
                 except httpx.HTTPError:
                     ok = False
                 elapsed = time.perf_counter() - begin
@@ -148,24 +239,19 @@ def run_phase(
                     errors += 0 if ok else 1
 
     started = time.perf_counter()
-    threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(clients)]
+    threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(connections)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    seconds = time.perf_counter() - started
     latencies.sort()
-    return HttpResult(
-        phase=phase.name,
-        clients=clients,
-        requests=len(latencies),
-        errors=errors,
-        seconds=seconds,
-        requests_per_second=len(latencies) / seconds if seconds else 0.0,
-        p50_ms=_percentile(latencies, 0.50) * 1000,
-        p99_ms=_percentile(latencies, 0.99) * 1000,
-        note=phase.note,
-    )
+    return {
+        "requests": float(len(latencies)),
+        "errors": float(errors),
+        "seconds": time.perf_counter() - started,
+        "p50_ms": _percentile(latencies, 0.50) * 1000,
+        "p99_ms": _percentile(latencies, 0.99) * 1000,
+    }
 
 
 def _percentile(sorted_values: list[float], fraction: float) -> float:
@@ -174,32 +260,101 @@ def _percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * fraction))]
 
 
-def phases(app_ids: list[str], tokens: list[str]) -> list[Phase]:
-    """Feed (three sorts in turn), app detail (hot apps), star toggles (one user per token)."""
-    feeds = ["sort=recent", "sort=popular", "sort=trending&period=week", "sort=viewed&period=month"]
+def editors(db: Database, settings: Settings, count: int) -> list[Editor]:
+    """Sessions of ``count`` active users who own a public app, each with one such app."""
+    with db.read("fresh") as uow:
+        rows = uow.session.execute(
+            select(App.user_id, func.min(App.id))
+            .join(User, User.id == App.user_id)
+            .where(publicly_visible(), User.deleted_at.is_(None), User.is_active.is_(True))
+            .group_by(App.user_id)
+            .order_by(App.user_id)
+            .limit(count)
+        ).all()
+    hasher = KeyedHasher(settings.server_key_bytes())
+    meta = RequestMeta(ip_hash=None, user_agent="stich-bench")
+    client = Client(ip="127.0.0.1", user_agent="stich-bench")
+    with db.write() as uow:
+        service = AuthService(uow.session, meta, AuthPolicy.from_settings(settings), hasher)
+        return [
+            Editor(service.open_session(user_id, client, utcnow()).access_token, app_id)
+            for user_id, app_id in rows
+            if user_id is not None
+        ]
 
-    def feed(client: httpx.Client, n: int) -> httpx.Response:
-        return client.get(f"/api/apps/public?{feeds[n % len(feeds)]}")
 
-    def detail(client: httpx.Client, n: int) -> httpx.Response:
-        return client.get(f"/api/apps/{app_ids[n % len(app_ids)]}")
+# -- the phases -------------------------------------------------------------------------------
 
-    def star(client: httpx.Client, n: int) -> httpx.Response:
-        # Request n and n+1 are a PUT and a DELETE of the same (user, app) star.
-        pair = n // 2
-        token = tokens[pair % len(tokens)]
-        app_id = app_ids[(pair // len(tokens)) % len(app_ids)]
-        headers = {"Authorization": f"Bearer {token}"}
-        method = "PUT" if n % 2 == 0 else "DELETE"
-        return client.request(method, f"/api/apps/{app_id}/star", headers=headers)
+FEEDS = ["sort=recent", "sort=popular", "sort=trending&period=week", "sort=viewed&period=month"]
 
-    return [
-        Phase(
-            "GET /api/apps/public",
-            feed,
-            frozenset({200}),
-            "recent, popular, trending/week, viewed/month",
-        ),
-        Phase("GET /api/apps/{id}", detail, frozenset({200}), "public apps; records a view"),
-        Phase("PUT|DELETE /api/apps/{id}/star", star, frozenset({200}), "signed-in users"),
+
+def phases(
+    app_ids: list[str], tokens: list[str], editors: list[Editor], *, sqlite: bool
+) -> list[Phase]:
+    """Feed, detail, star toggles, a 90/10 mix, and (SQLite) 16 writers for 30 s."""
+    feed = [HttpRequest("GET", f"/api/apps/public?{query}") for query in FEEDS]
+    detail = [HttpRequest("GET", f"/api/apps/{app_id}") for app_id in app_ids]
+    stars = _star_toggles(app_ids, tokens)
+    edits = [
+        HttpRequest("PATCH", f"/api/apps/{e.app_id}", e.token, {"description": f"bench edit {n}"})
+        for n, e in enumerate(editors)
     ]
+    result = [
+        Phase("GET /api/apps/public", feed, note="recent, popular, trending/week, viewed/month"),
+        Phase("GET /api/apps/{id}", detail, note="the 100 most viewed public apps"),
+        Phase("PUT|DELETE /api/apps/{id}/star", stars, note="signed-in users"),
+        Phase("mixed 90/10", _mixed(feed, detail, stars, edits), note=_MIXED_NOTE),
+    ]
+    if sqlite:
+        writes = _interleave(stars, edits)
+        result.append(
+            Phase(
+                f"{WRITERS} writers",
+                writes,
+                connections=WRITERS,
+                seconds=WRITERS_SECONDS,
+                note="star toggles and app edits, all writes",
+            )
+        )
+    return result
+
+
+_MIXED_NOTE = "45% feed, 45% detail, 5% star toggles, 5% app edits"
+
+
+def _star_toggles(app_ids: list[str], tokens: list[str]) -> list[HttpRequest]:
+    """A PUT then a DELETE of each (user, app) star, so the stars end as they began."""
+    toggles: list[HttpRequest] = []
+    for n, token in enumerate(tokens):
+        for app_id in app_ids[n :: len(tokens)][:25]:
+            path = f"/api/apps/{app_id}/star"
+            toggles += [HttpRequest("PUT", path, token), HttpRequest("DELETE", path, token)]
+    return toggles
+
+
+def _mixed(
+    feed: list[HttpRequest],
+    detail: list[HttpRequest],
+    stars: list[HttpRequest],
+    edits: list[HttpRequest],
+) -> list[HttpRequest]:
+    """1,000 requests in a fixed shuffled order: 450 feed, 450 detail, 50 stars, 50 edits.
+
+    Connections start at different offsets of the list, so a star's PUT and DELETE may
+    come from different connections; both are idempotent, so every answer is a 200."""
+    pick = random.Random(18)  # noqa: S311 - a load mix, not a secret
+    requests = (
+        [feed[n % len(feed)] for n in range(450)]
+        + [detail[n % len(detail)] for n in range(450)]
+        + stars[:50]
+        + [edits[n % len(edits)] for n in range(50)]
+    )
+    pick.shuffle(requests)
+    return requests
+
+
+def _interleave(a: list[HttpRequest], b: list[HttpRequest]) -> list[HttpRequest]:
+    merged: list[HttpRequest] = []
+    for n in range(max(len(a), len(b))):
+        merged += [a[n % len(a)], b[n % len(b)]]
+    return merged

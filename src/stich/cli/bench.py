@@ -20,10 +20,11 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import make_url, text
 
-from stich.bench.http import HttpResult, phases, run_http_phases
+from stich.bench.http import LoadPlan
 from stich.bench.runner import Measurement, Report
 from stich.bench.seed import SCALES, Scale
 from stich.bench.workloads import QUICK, SLOW, Bench
+from stich.cli.bench_http import http_mode, http_table
 from stich.cli.common import state
 from stich.cli.seed import (
     DatabaseUrlOption,
@@ -86,9 +87,15 @@ def bench(
     http: Annotated[
         bool, typer.Option("--http", help="Also drive the HTTP API over loopback")
     ] = False,
-    http_clients: Annotated[int, typer.Option(min=1, max=64, help="HTTP client threads")] = 8,
+    http_clients: Annotated[
+        int, typer.Option(min=1, max=256, help="HTTP connections (wrk) or client threads")
+    ] = 32,
+    http_workers: Annotated[
+        int,
+        typer.Option(min=1, max=64, help="Server processes: stich serve --workers [default: CPUs]"),
+    ] = os.cpu_count() or 1,
     http_requests: Annotated[
-        int, typer.Option(min=1, help="Requests per HTTP phase, at most")
+        int, typer.Option(min=1, help="Requests per HTTP phase, at most (client threads only)")
     ] = 3000,
     http_seconds: Annotated[
         float, typer.Option(min=0.5, help="Seconds per HTTP phase, at most")
@@ -132,7 +139,8 @@ def bench(
             report.scale = _scale_of(workloads.fixtures.dataset["apps"])
             workloads.run()
         if http:
-            results = _http_mode(settings, workloads, http_clients, http_requests, http_seconds)
+            plan = LoadPlan(http_workers, http_clients, http_seconds, http_requests)
+            results = http_mode(settings, workloads, plan, console)
             report.context["http"] = [asdict(r) for r in results]
     finally:
         db.dispose()
@@ -223,23 +231,6 @@ def _cpu_model() -> str:
 # -- HTTP and replicas ----------------------------------------------------------------------
 
 
-def _http_mode(
-    settings: Settings, workloads: Bench, clients: int, requests: int, seconds: float
-) -> list[HttpResult]:
-    tokens = workloads.session_tokens(clients)
-    app_ids = workloads.fixtures.public_app_ids[:100]
-    log_path = Path(tempfile.gettempdir()) / f"stich-bench-server-{os.getpid()}.log"
-    with console.status("HTTP: starting the server"):
-        return run_http_phases(
-            settings.database_url,
-            phases(app_ids, tokens),
-            log_path,
-            clients=clients,
-            max_requests=requests,
-            max_seconds=seconds,
-        )
-
-
 def _replicas_mode(scale: Scale, quick: bool, random_seed: int, json_file: Path | None) -> None:
     from stich.bench.replicas import (
         bookmark_costs,
@@ -317,7 +308,7 @@ def _print_report(report: Report) -> None:
             out.print(_table(title, rows, by_name))
     _print_targets(report)
     if "http" in c:
-        out.print(_http_table(c["http"]))  # type: ignore[arg-type]
+        out.print(http_table(c["http"]))  # type: ignore[arg-type]
 
 
 def _table(
@@ -385,33 +376,6 @@ def _ratio(kind: str, row: dict[str, object]) -> str:
     if kind == "ours/original":
         return f"{1 / ratio:,.0f}x faster" if ratio else "inf"
     return f"{ratio:.1f}x"
-
-
-def _http_table(rows: list[dict[str, object]]) -> Table:
-    table = Table(title="HTTP over loopback (uvicorn, one process)", title_justify="left")
-    for header in (
-        "endpoint",
-        "clients",
-        "requests",
-        "errors",
-        "req/s",
-        "p50 ms",
-        "p99 ms",
-        "note",
-    ):
-        table.add_column(header, justify="left" if header in ("endpoint", "note") else "right")
-    for r in rows:
-        table.add_row(
-            str(r["phase"]),
-            str(r["clients"]),
-            str(r["requests"]),
-            str(r["errors"]),
-            f"{float(str(r['requests_per_second'])):,.0f}",
-            _ms(float(str(r["p50_ms"]))),
-            _ms(float(str(r["p99_ms"]))),
-            str(r["note"]),
-        )
-    return table
 
 
 def _print_replicas(report: Report) -> None:

@@ -16,6 +16,7 @@ from stich.cli import dev as dev_commands
 from stich.cli import maintenance as maintenance_commands
 from stich.cli import secrets as secrets_commands
 from stich.cli import seed as seed_command
+from stich.cli import serve as serve_command
 from stich.cli import studio as studio_command
 from stich.cli import users as users_commands
 from stich.cli.common import state
@@ -39,6 +40,7 @@ app.add_typer(maintenance_commands.app, name="maintenance")
 app.command("studio")(studio_command.studio)
 app.command("seed")(seed_command.seed)
 app.command("bench")(bench_command.bench)
+app.command("serve")(serve_command.serve)
 
 
 @app.callback()
@@ -54,31 +56,6 @@ def main(
 ) -> None:
     state.database_url = database_url
     state.reset()  # settings are read per invocation (tests run several in one process)
-
-
-@app.command()
-def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address [default: STICH_HOST]")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [default: STICH_PORT]")] = None,
-    reload: Annotated[bool, typer.Option(help="Restart on code changes (development)")] = False,
-) -> None:
-    """Serve the HTTP API (OpenAPI docs at /docs)."""
-    import os
-
-    import uvicorn
-
-    settings = state.settings()  # fail fast, with one line, on bad settings
-    if state.database_url:
-        os.environ["STICH_DATABASE_URL"] = state.database_url  # the factory reads the env
-    uvicorn.run(
-        "stich.api.app:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        reload=reload,
-        log_level=settings.log_level.lower(),
-        access_log=False,  # our middleware writes a structured access log
-    )
 
 
 @app.command()

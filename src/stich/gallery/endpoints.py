@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from stich.api.deps import Context, get_settings
+from stich.api.responses import model_response
 from stich.apps.schemas import Framework
 from stich.auth.dependencies import CurrentUser, OptionalPrincipal, api_key_scopes
 from stich.auth.principal import Principal
@@ -89,13 +90,13 @@ def public_feed(
     ctx: Context,
     principal: OptionalPrincipal,
     settings: Annotated[Settings, Depends(get_settings)],
-) -> FeedOut:
+) -> Response:
     """The public gallery: every public, live, ready or deployed app, keyset-paged."""
     request = params.request()
     max_age = timedelta(seconds=settings.feed_ranking_max_age_seconds)
     with ctx.read(fallback="fast") as uow:
         page = GalleryService(uow.session, ranking_max_age=max_age).feed(request, principal)
-    return FeedOut.from_page(page)
+    return model_response(FeedOut.from_page(page))  # FeedOut, serialized once
 
 
 def _react(

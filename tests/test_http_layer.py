@@ -1,0 +1,112 @@
+"""The HTTP layer's hot path: thread-pool hand-offs per request, and pre-serialized bodies
+that still match the OpenAPI contract (docs/benchmarks.md, HTTP)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import anyio.to_thread
+import pytest
+from fastapi.testclient import TestClient
+
+from stich.api.middleware import new_request_id
+from stich.api.responses import model_response
+from stich.db import Database
+from stich.gallery.schemas import FeedOut, GalleryApp
+from tests.auth_support import bearer, register
+from tests.gallery_support import make_app
+
+pytestmark = pytest.mark.db
+
+# Dependencies and steps that must run on the event loop (pure, cheap): each thread-pool
+# hand-off cost about as much as the feed's SQL. "validate" is FastAPI re-validating a
+# returned model against response_model, which a model_response skips.
+OFF_THE_POOL = {
+    "get_context",
+    "get_settings",
+    "principal_dependency",
+    "dependency",
+    "require_user",
+    "validate",
+}
+
+
+@pytest.fixture
+def thread_hops(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Names of the functions the request handed to the thread pool (FastAPI and Starlette
+    go through ``anyio.to_thread.run_sync`` for every sync dependency and endpoint)."""
+    calls: list[str] = []
+    original = anyio.to_thread.run_sync
+
+    async def counting(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        inner = getattr(func, "func", func)  # functools.partial
+        calls.append(getattr(inner, "__name__", repr(inner)))
+        return await original(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    yield calls
+
+
+def test_an_anonymous_feed_request_takes_one_thread_hop(
+    client: TestClient, db: Database, thread_hops: list[str]
+) -> None:
+    make_app(db, register(client).user_id, title="Public")
+    client.get("/api/apps/public")  # warm-up: the first request may prepare caches
+    thread_hops.clear()
+
+    response = client.get("/api/apps/public?sort=popular")
+
+    assert response.status_code == 200
+    # The endpoint's database work; the context, the (absent) principal, the scope check
+    # and the body cost no hand-off.
+    assert thread_hops.count("_run_sync_endpoint") == 1, thread_hops
+    assert not set(thread_hops) & OFF_THE_POOL, thread_hops
+
+
+def test_a_signed_in_feed_request_looks_the_principal_up_off_the_loop(
+    client: TestClient, db: Database, thread_hops: list[str]
+) -> None:
+    owner = register(client)
+    make_app(db, owner.user_id, title="Public")
+    thread_hops.clear()
+
+    response = client.get("/api/apps/public", headers=bearer(owner.access_token))
+
+    assert response.status_code == 200
+    assert thread_hops.count("get_principal") == 1, thread_hops
+    assert thread_hops.count("_run_sync_endpoint") == 1, thread_hops
+    assert not set(thread_hops) & OFF_THE_POOL, thread_hops
+
+
+def test_the_feed_body_is_the_documented_model(client: TestClient, db: Database) -> None:
+    make_app(db, register(client).user_id, title="Public", description=None)
+    response = client.get("/api/apps/public")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    FeedOut.model_validate(body)
+    assert set(body) == set(FeedOut.model_fields)
+    assert set(body["items"][0]) == set(GalleryApp.model_fields)
+    documented = client.get("/openapi.json").json()["paths"]["/api/apps/public"]["get"]
+    schema = documented["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/FeedOut"}
+
+
+def test_a_model_response_is_what_fastapi_would_have_written() -> None:
+    page = FeedOut(items=[], next_cursor=None, has_more=False, total=0, total_exact=True)
+    response = model_response(page, status_code=201)
+
+    assert response.status_code == 201
+    assert response.media_type == "application/json"
+    assert bytes(response.body) == page.model_dump_json(by_alias=True).encode()
+
+
+def test_generated_request_ids_are_distinct_and_well_formed(client: TestClient) -> None:
+    ids = {new_request_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    echoed = client.get("/healthz", headers={"X-Request-ID": "trace-1234"})
+    assert echoed.headers["X-Request-ID"] == "trace-1234"
+    assert len(client.get("/healthz").headers["X-Request-ID"]) == 32
