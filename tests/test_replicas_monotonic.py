@@ -7,10 +7,12 @@ served by different replicas, or by the primary in their place.
 
 from __future__ import annotations
 
+import itertools
+import threading
 from contextlib import ExitStack
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from stich.audit.models import AuditLog
 from stich.db import Database, UnitOfWork
@@ -88,3 +90,35 @@ def test_a_read_the_primary_serves_instead_of_a_replica_returns_its_position(
         assert uow.session.scalar(select(AuditLog.id).where(AuditLog.id == second_id))
         assert uow.served_by == "primary"
     assert position(uow.bookmark) >= position(second)
+
+
+def test_a_client_echoing_bookmarks_never_sees_fewer_rows_while_writes_go_on(
+    replica_db: Database, replica_cluster: LocalCluster
+) -> None:
+    """Rows are only added; one replica applies them late. Reads that echo the last
+    bookmark, over both replicas and the primary, must never count fewer rows."""
+    replica_cluster.set_replica_setting("replica-2", "recovery_min_apply_delay", "40ms")
+    stop = threading.Event()
+
+    def keep_writing() -> None:
+        while not stop.is_set():
+            write_row(replica_db)
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    counts: list[int] = []
+    served: set[str] = set()
+    try:
+        bookmark = "fast"
+        for _ in range(150):
+            with replica_db.read(bookmark) as uow:
+                counts.append(uow.session.scalar(select(func.count()).select_from(AuditLog)) or 0)
+            served.add(uow.served_by)
+            assert uow.bookmark is not None
+            bookmark = uow.bookmark
+    finally:
+        stop.set()
+        writer.join()
+    went_back = [(i, a, b) for i, (a, b) in enumerate(itertools.pairwise(counts)) if b < a]
+    assert went_back == [], f"reads went backwards (served by {served})"
+    assert counts[-1] > counts[0]  # the writes really went on meanwhile
