@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from stich.api.inputs import allowed_methods, is_body_parse_error, printable
 from stich.db.faults import translate_fault
 from stich.errors import StichError
 
@@ -79,7 +80,11 @@ def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     # Never echo the rejected input: it may be a password or a secret value.
     errors = [
-        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+        {
+            "loc": [printable(part) for part in err.get("loc", ())],
+            "msg": err.get("msg", ""),
+            "type": err.get("type", ""),
+        }
         for err in exc.errors()
     ]
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
@@ -90,13 +95,20 @@ def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and is_body_parse_error(exc):
+        message = "body: must be JSON encoded as UTF-8"
+        errors = [{"loc": ["body"], "msg": "must be JSON encoded as UTF-8", "type": "json_invalid"}]
+        return JSONResponse(
+            error_body("validation_error", message, {"errors": errors}), status_code=422
+        )
     code = _HTTP_CODES.get(exc.status_code, "http_error")
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
     return JSONResponse(
-        error_body(code, str(exc.detail)),
-        status_code=exc.status_code,
-        headers=dict(exc.headers) if exc.headers else None,
+        error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers or None
     )
 
 

@@ -13,12 +13,10 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -28,18 +26,21 @@ from pydantic import (
 from stich.apps.models import App, AppStatus, Visibility
 from stich.apps.query import AppRow
 from stich.db.base import ID_LENGTH
+from stich.validation import (
+    HTTP_URL,
+    ID_PATTERN,
+    MULTI_LINE,
+    NONBLANK_LINE,
+    ONE_LINE,
+    JsonObject,
+    JsonValue,
+    check_json,
+)
 
 MAX_BLUEPRINT_BYTES = 64 * 1024
 MAX_BLUEPRINT_DEPTH = 16
 MAX_DEPLOYMENT_METADATA_BYTES = 16 * 1024
 MAX_BULK_IDS = 100
-
-
-def _http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("must be an http(s) URL")
-    return value
 
 
 def _json_depth(value: Any, depth: int = 0) -> int:
@@ -53,40 +54,41 @@ def _json_depth(value: Any, depth: int = 0) -> int:
 
 
 def _check_json_object(value: Any, *, what: str, max_bytes: int) -> Any:
-    """Refuse JSON that is not an object, is too large or is nested too deeply."""
+    """Refuse JSON that is not an object, is too large or is nested too deeply, or holds
+    a string or number the JSON columns cannot store alike (see stich.validation)."""
     if not isinstance(value, dict):
         return value  # the model's own validation says "must be an object"
+    if _json_depth(value) > MAX_BLUEPRINT_DEPTH:
+        raise ValueError(f"{what} is nested more than {MAX_BLUEPRINT_DEPTH} levels deep")
+    try:
+        check_json(value)
+    except ValueError as exc:
+        raise ValueError(f"{what} {exc}") from None
     try:
         size = len(json.dumps(value, separators=(",", ":"), default=str).encode())
     except (TypeError, ValueError):
         raise ValueError(f"{what} must be plain JSON") from None
     if size > max_bytes:
         raise ValueError(f"{what} is {size} bytes; the limit is {max_bytes}")
-    if _json_depth(value) > MAX_BLUEPRINT_DEPTH:
-        raise ValueError(f"{what} is nested more than {MAX_BLUEPRINT_DEPTH} levels deep")
     return value
 
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Description = Annotated[str, StringConstraints(max_length=5000)]
-Prompt = Annotated[str, StringConstraints(max_length=50_000)]
-Icon = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048)]
-Url = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=2048), AfterValidator(_http_url)
-]
+# Text rules (stich.validation): one line for titles, icons and URLs, multi-line for
+# descriptions and prompts. A rule checks what was sent, before stripping.
+Title = Annotated[str, NONBLANK_LINE, StringConstraints(strip_whitespace=True, max_length=200)]
+Description = Annotated[str, MULTI_LINE, StringConstraints(max_length=5000)]
+Prompt = Annotated[str, MULTI_LINE, StringConstraints(max_length=50_000)]
+Icon = Annotated[str, ONE_LINE, StringConstraints(strip_whitespace=True, max_length=2048)]
+Url = Annotated[str, HTTP_URL, StringConstraints(max_length=2048)]
 
 
-def _normalize_name(value: Any) -> Any:
-    return value.strip().lower() if isinstance(value, str) else value
-
-
-# Lower-cased before the pattern is checked, so "React" is stored as "react".
+# Either case is accepted and stored lower-cased, so "React" is stored as "react".
 Framework = Annotated[
     str,
-    BeforeValidator(_normalize_name),
-    StringConstraints(pattern=r"^[a-z0-9][a-z0-9.+_-]{0,39}$"),
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9.+_-]{0,39}$"),
+    AfterValidator(str.lower),
 ]
-AppId = Annotated[str, StringConstraints(min_length=1, max_length=ID_LENGTH)]
+AppId = Annotated[str, StringConstraints(pattern=ID_PATTERN, min_length=1, max_length=ID_LENGTH)]
 
 
 class Blueprint(BaseModel):
@@ -98,8 +100,9 @@ class Blueprint(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     title: Title | None = None
-    description: Annotated[str, StringConstraints(max_length=10_000)] | None = None
+    description: Annotated[str, MULTI_LINE, StringConstraints(max_length=10_000)] | None = None
     frameworks: list[Framework] = Field(default_factory=list, max_length=20)
+    __pydantic_extra__: dict[str, JsonValue] = Field(init=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -158,8 +161,10 @@ class Deployment(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: Url
-    status: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] = "live"
-    metadata: dict[str, Any] | None = None
+    status: Annotated[str, ONE_LINE, StringConstraints(strip_whitespace=True, max_length=50)] = (
+        "live"
+    )
+    metadata: JsonObject | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -214,7 +219,7 @@ class ForkRequest(BaseModel):
 class TransferRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to_user: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=ID_LENGTH)
+        str, NONBLANK_LINE, StringConstraints(strip_whitespace=True, max_length=ID_LENGTH)
     ] = Field(description="The receiving account's username or user id.")
 
 

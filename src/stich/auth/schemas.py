@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -12,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from stich.auth.models import DeviceType
 from stich.users.models import AuthProvider
 from stich.users.schemas import AnonymousTokenField, AnyPassword, UserOut, clean_display_name
+from stich.validation import NONBLANK_LINE, ONE_LINE, TextRule
 
 
 class ApiScope(StrEnum):
@@ -26,7 +26,7 @@ class ApiScope(StrEnum):
 
 
 DEFAULT_KEY_SCOPES = (ApiScope.APPS_READ, ApiScope.APPS_WRITE)
-TokenString = Annotated[str, Field(min_length=1, max_length=200)]
+TokenString = Annotated[str, ONE_LINE, Field(min_length=1, max_length=200)]
 
 
 class _Input(BaseModel):
@@ -36,7 +36,7 @@ class _Input(BaseModel):
 class LoginIn(_Input):
     # Not validated as an address: a malformed email is simply an unknown one, answered
     # exactly like a wrong password.
-    email: Annotated[str, Field(min_length=1, max_length=320)]
+    email: Annotated[str, ONE_LINE, Field(min_length=1, max_length=320)]
     password: AnyPassword
     anonymous_token: AnonymousTokenField = None
 
@@ -96,7 +96,7 @@ def _unique_scopes(scopes: list[ApiScope]) -> list[ApiScope]:
 
 
 class ApiKeyCreate(_Input):
-    name: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(clean_display_name)]
+    name: Annotated[str, NONBLANK_LINE, Field(max_length=100), AfterValidator(clean_display_name)]
     scopes: Annotated[
         list[ApiScope], Field(min_length=1, max_length=20), AfterValidator(_unique_scopes)
     ] = Field(default_factory=lambda: list(DEFAULT_KEY_SCOPES))
@@ -122,18 +122,16 @@ class ApiKeyList(BaseModel):
     items: list[ApiKeyOut]
 
 
-_SAFE_PATH = re.compile(r"^/(?!/)[A-Za-z0-9._~!$&'()*+,;=:@/%?#-]*$")
-
-
-def _local_path(value: str) -> str:
-    # A path on our own site only, so the value can never become an open redirect.
-    if not _SAFE_PATH.match(value) or "\\" in value:
-        raise ValueError("must be a path on this site, starting with a single '/'")
-    return value
+# A path on our own site only ("/" then anything but a second "/"), so the value can never
+# become an open redirect.
+_LOCAL_PATH = TextRule(
+    r"^/([A-Za-z0-9._~!$&'()*+,;=:@%?#-][A-Za-z0-9._~!$&'()*+,;=:@/%?#-]*)?$",
+    "must be a path on this site, starting with a single '/'",
+)
 
 
 class OAuthStartIn(_Input):
-    redirect_to: Annotated[str, Field(max_length=2048), AfterValidator(_local_path)] | None = None
+    redirect_to: Annotated[str, _LOCAL_PATH, Field(max_length=2048)] | None = None
     anonymous_token: AnonymousTokenField = None
 
 

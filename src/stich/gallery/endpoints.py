@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from stich.api.deps import Context, get_settings
+from stich.api.inputs import AppIdPath, UsernamePath
 from stich.api.responses import model_response
 from stich.apps.schemas import Framework
 from stich.auth.dependencies import CurrentUser, OptionalPrincipal, api_key_scopes
@@ -39,7 +40,6 @@ router = APIRouter(
     dependencies=[Depends(api_key_scopes(ApiScope.APPS_READ, ApiScope.APPS_WRITE))],
 )
 
-AppIdPath = Annotated[str, Path(min_length=1, max_length=36, description="The app's id.")]
 Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description="Items per page, 1..100.")]
 Cursor = Annotated[
     str | None, Field(max_length=512, description="`next_cursor` of the previous page.")
@@ -178,7 +178,7 @@ def my_favorites(
     "/users/{username}", response_model=ProfileOut, responses=error_responses(401, 404, 422)
 )
 def public_profile(
-    username: Annotated[str, Path(min_length=1, max_length=30)],
+    username: UsernamePath,
     params: Annotated[PageParams, Query()],
     ctx: Context,
     principal: OptionalPrincipal,

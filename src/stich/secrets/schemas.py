@@ -2,65 +2,62 @@
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     SecretStr,
+    StringConstraints,
     WithJsonSchema,
     field_serializer,
-    field_validator,
     model_validator,
 )
 
 from stich.secrets.models import SecretType
+from stich.validation import MULTI_LINE, MULTI_LINE_PATTERN, NONBLANK_LINE
 
 MAX_VALUE_LENGTH = 8192
 PROVIDER_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,49}$"
+PROVIDER_INPUT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,49}$"
 
+# Multi-line text (stich.validation): a PEM key may span lines, but no NUL or other control
+# character, which the preview (first and last characters, stored as text) could not hold.
 SecretValue = Annotated[
     SecretStr,
+    MULTI_LINE,
     Field(
         min_length=1,
         max_length=MAX_VALUE_LENGTH,
         description="The secret itself; stored encrypted, shown again only by reveal.",
     ),
     WithJsonSchema(
-        {"type": "string", "minLength": 1, "maxLength": MAX_VALUE_LENGTH, "writeOnly": True}
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_VALUE_LENGTH,
+            "pattern": MULTI_LINE_PATTERN,
+            "writeOnly": True,
+        }
     ),
 ]
+# Stored lower-cased; the published pattern is the one the input must match.
 Provider = Annotated[
     str,
     Field(
-        pattern=PROVIDER_PATTERN,
-        description="Lower-case provider slug, e.g. 'openai' or 'anthropic'.",
+        pattern=PROVIDER_INPUT_PATTERN,
+        description="Provider slug, e.g. 'openai' or 'anthropic' (stored lower-cased).",
         examples=["openai"],
     ),
+    AfterValidator(str.lower),
 ]
-DisplayName = Annotated[str, Field(min_length=1, max_length=100)]
-
-
-def _check_value(value: SecretStr) -> SecretStr:
-    # Lone surrogates cannot be encrypted as UTF-8: refuse them as bad input (422).
-    try:
-        value.get_secret_value().encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text") from None
-    return value
-
-
-def _check_display_name(value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise ValueError("must not be blank")
-    if any(unicodedata.category(char) in ("Cc", "Cs") for char in value):
-        raise ValueError("must not contain control characters")
-    return value
+DisplayName = Annotated[
+    str, NONBLANK_LINE, StringConstraints(strip_whitespace=True, max_length=100)
+]
 
 
 class SecretCreate(BaseModel):
@@ -72,21 +69,6 @@ class SecretCreate(BaseModel):
     value: SecretValue
     expires_at: AwareDatetime | None = None
 
-    @field_validator("provider", mode="before")
-    @classmethod
-    def _lower_provider(cls, value: Any) -> Any:
-        return value.strip().lower() if isinstance(value, str) else value
-
-    @field_validator("value")
-    @classmethod
-    def _valid_value(cls, value: SecretStr) -> SecretStr:
-        return _check_value(value)
-
-    @field_validator("display_name")
-    @classmethod
-    def _valid_name(cls, value: str) -> str:
-        return _check_display_name(value)
-
 
 class SecretUpdate(BaseModel):
     """Change any of these; ``expires_at: null`` removes the expiry."""
@@ -97,16 +79,6 @@ class SecretUpdate(BaseModel):
     value: SecretValue | None = None
     is_active: bool | None = None
     expires_at: AwareDatetime | None = None
-
-    @field_validator("value")
-    @classmethod
-    def _valid_value(cls, value: SecretStr | None) -> SecretStr | None:
-        return _check_value(value) if value is not None else None
-
-    @field_validator("display_name")
-    @classmethod
-    def _valid_name(cls, value: str | None) -> str | None:
-        return _check_display_name(value) if value is not None else None
 
     @model_validator(mode="after")
     def _something_to_change(self) -> SecretUpdate:

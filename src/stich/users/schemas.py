@@ -10,17 +10,22 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Any
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    HttpUrl,
-    field_validator,
-)
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from stich.crypto.passwords import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 from stich.users.models import AuthProvider, Role, Theme, User
+from stich.validation import (
+    EMAIL_PATTERN,
+    HTTP_URL,
+    MULTI_LINE,
+    NONBLANK_LINE,
+    ONE_LINE,
+    UNICODE,
+    JsonObject,
+    SchemaExtra,
+    TextRule,
+    check_json,
+)
 
 EMAIL_MAX_LENGTH = 254
 USERNAME_RULE = "3 to 30 characters: lower-case letters a-z, digits, '-' and '_'"
@@ -28,7 +33,7 @@ PREFERENCES_MAX_BYTES = 8192
 PREFERENCES_MAX_DEPTH = 5
 BIO_MAX_LENGTH = 1000
 
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]+$")
+USERNAME_PATTERN = r"^[A-Za-z0-9_-]{3,30}$"  # stored lower-cased
 _USERNAME = re.compile(r"^[a-z0-9_-]{3,30}$")
 # Names that would read as the system speaking, or collide with routes like /users/me.
 RESERVED_USERNAMES = frozenset(
@@ -37,24 +42,16 @@ RESERVED_USERNAMES = frozenset(
 )  # fmt: skip
 
 
-def has_control_chars(value: str, allowed: str = "") -> bool:
-    """Control (and other non-printing) characters; NUL, notably, PostgreSQL text refuses."""
-    return any(unicodedata.category(ch).startswith("C") and ch not in allowed for ch in value)
-
-
-def plain_text(value: str) -> str:
-    """Free text (a bio): line breaks and tabs allowed, other control characters not."""
-    if has_control_chars(value, allowed="\n\r\t"):
-        raise ValueError("must not contain control characters")
-    return value
+EMAIL = TextRule(EMAIL_PATTERN, "is not an email address")
 
 
 def normalize_email(value: str) -> str:
     """Trimmed and lower-cased (so uniqueness is case-insensitive); raises ValueError."""
+    EMAIL.check(value)
     email = unicodedata.normalize("NFC", value.strip()).lower()
-    if len(email) > EMAIL_MAX_LENGTH or not _EMAIL.match(email) or has_control_chars(email):
+    if len(email) > EMAIL_MAX_LENGTH:
         raise ValueError("is not an email address")
-    return email
+    return EMAIL.check(email)  # type: ignore[no-any-return]
 
 
 def normalize_username(value: str) -> str:
@@ -67,11 +64,10 @@ def normalize_username(value: str) -> str:
 
 
 def clean_display_name(value: str) -> str:
-    name = " ".join(value.split())
+    """One line (stich.validation), runs of spaces collapsed; raises ValueError."""
+    name = " ".join(NONBLANK_LINE.check(value).split())
     if not name:
         raise ValueError("must not be blank")
-    if has_control_chars(name):
-        raise ValueError("must not contain control characters")
     return name
 
 
@@ -86,6 +82,14 @@ def check_timezone(value: str) -> str:
     return value
 
 
+TimeZone = Annotated[
+    str,
+    Field(max_length=64),
+    AfterValidator(check_timezone),
+    SchemaExtra({"enum": sorted(_timezones())}),
+]
+
+
 def _depth(value: Any) -> int:
     if isinstance(value, dict):
         return 1 + max((_depth(v) for v in value.values()), default=0)
@@ -94,43 +98,40 @@ def _depth(value: Any) -> int:
     return 0
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
-
-
-def check_preferences(value: dict[str, Any]) -> dict[str, Any]:
-    if _has_nul(value):
-        raise ValueError("must not contain NUL characters")  # JSONB refuses them
+def check_preferences(value: Any) -> Any:
+    """Bounded, and only JSON both backends store alike (stich.validation.check_json)."""
+    if not isinstance(value, dict):
+        return value  # the type's own validation says "must be an object"
+    if _depth(value) > PREFERENCES_MAX_DEPTH:
+        raise ValueError(f"must nest at most {PREFERENCES_MAX_DEPTH} levels deep")
+    check_json(value)
     size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
     if size > PREFERENCES_MAX_BYTES:
         raise ValueError(f"must be at most {PREFERENCES_MAX_BYTES} bytes as JSON")
-    if _depth(value) > PREFERENCES_MAX_DEPTH:
-        raise ValueError(f"must nest at most {PREFERENCES_MAX_DEPTH} levels deep")
     return value
 
 
-Email = Annotated[str, Field(min_length=3, max_length=320), AfterValidator(normalize_email)]
-Username = Annotated[str, Field(min_length=3, max_length=30), AfterValidator(normalize_username)]
+Email = Annotated[str, EMAIL, Field(min_length=3, max_length=320), AfterValidator(normalize_email)]
+Username = Annotated[
+    str,
+    Field(min_length=3, max_length=30, pattern=USERNAME_PATTERN),
+    AfterValidator(normalize_username),
+]
 DisplayName = Annotated[
-    str, Field(min_length=1, max_length=100), AfterValidator(clean_display_name)
+    str, NONBLANK_LINE, Field(max_length=100), AfterValidator(clean_display_name)
 ]
 NewPassword = Annotated[
     str,
+    UNICODE,
     Field(
         min_length=PASSWORD_MIN_LENGTH,
         max_length=PASSWORD_MAX_LENGTH,
         description=f"{PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters",
     ),
 ]
-AnyPassword = Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
+AnyPassword = Annotated[str, UNICODE, Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
 AnonymousTokenField = Annotated[
-    str | None,
+    Annotated[str, ONE_LINE] | None,
     Field(
         default=None,
         max_length=200,
@@ -156,27 +157,17 @@ class ProfileUpdate(_Input):
 
     display_name: DisplayName | None = None
     username: Username | None = None
-    bio: Annotated[str, Field(max_length=BIO_MAX_LENGTH), AfterValidator(plain_text)] | None = None
-    avatar_url: HttpUrl | None = None
-    preferences: Annotated[dict[str, Any], AfterValidator(check_preferences)] | None = None
+    bio: Annotated[str, MULTI_LINE, Field(max_length=BIO_MAX_LENGTH)] | None = None
+    avatar_url: Annotated[str, HTTP_URL, Field(max_length=2048)] | None = None
+    preferences: Annotated[JsonObject, BeforeValidator(check_preferences)] | None = None
     theme: Theme | None = None
-    timezone: Annotated[str, Field(max_length=64), AfterValidator(check_timezone)] | None = None
-
-    @field_validator("avatar_url")
-    @classmethod
-    def _bounded_url(cls, value: HttpUrl | None) -> HttpUrl | None:
-        if value is not None and len(str(value)) > 2048:
-            raise ValueError("must be at most 2048 characters")
-        return value
+    timezone: TimeZone | None = None
 
     def changes(self) -> dict[str, Any]:
         """The fields the client sent, as column values."""
         values: dict[str, Any] = {}
         for name in self.model_fields_set:
-            value = getattr(self, name)
-            if name == "avatar_url" and value is not None:
-                value = str(value)
-            values[name] = value
+            values[name] = getattr(self, name)
         return values
 
 
