@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint fmt typecheck pytest demo clean browser
+.PHONY: install run test lint fmt typecheck pytest demo clean browser wrk
 
 install: $(STAMP)
 
@@ -32,6 +32,16 @@ browser:
 	elif command -v sudo >/dev/null 2>&1; then \
 		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
 	else echo "chromium is not installed and we are not root: the browser test will skip"; fi
+
+# wrk (Debian's package) drives `stich bench --http`; without it Python threads do, and
+# take CPU from the server being measured.
+wrk:
+	@if command -v wrk >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
+	elif command -v sudo >/dev/null 2>&1; then \
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
+	else echo "wrk is not installed and we are not root: stich bench --http will use Python threads"; fi
 
 typecheck: install
 	$(BIN)/mypy --strict src
