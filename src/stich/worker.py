@@ -22,6 +22,7 @@ import structlog
 
 from stich.analytics.queue import ViewQueue, view_queue_for
 from stich.analytics.redis_queue import RedisViewConsumer
+from stich.config import Settings
 from stich.crypto.tokens import KeyedHasher
 from stich.db import Database
 from stich.maintenance.jobs import JOB_NAMES, MaintenanceRun, run_maintenance, select_jobs
@@ -76,10 +77,11 @@ class Worker:
         *,
         consume_views: bool,
         schedule_maintenance: bool = True,
+        settings: Settings | None = None,
     ) -> None:
         self.db = db
         self.stop_event = threading.Event()
-        self.consumer = RedisViewConsumer(db, hasher) if consume_views else None
+        self.consumer = RedisViewConsumer(db, hasher, settings=settings) if consume_views else None
         self.schedule = MaintenanceSchedule(db) if schedule_maintenance else None
         self._threads: list[threading.Thread] = []
 
@@ -120,11 +122,13 @@ class Background:
     """What one API process runs beside its requests: its view queue, and the embedded
     worker when ``STICH_EMBEDDED_WORKER`` asks for it (started and stopped with the app)."""
 
-    def __init__(self, db: Database, hasher: KeyedHasher) -> None:
-        self.view_queue: ViewQueue = view_queue_for(db, hasher)
-        embedded = db.settings.runs_embedded_worker
-        consume = embedded and db.settings.view_queue_url is not None
-        self.worker = Worker(db, hasher, consume_views=consume) if embedded else None
+    def __init__(self, db: Database, hasher: KeyedHasher, settings: Settings) -> None:
+        self.view_queue: ViewQueue = view_queue_for(db, hasher, settings)
+        embedded = settings.runs_embedded_worker
+        consume = embedded and settings.view_queue_url is not None
+        self.worker = (
+            Worker(db, hasher, consume_views=consume, settings=settings) if embedded else None
+        )
 
     def start(self) -> None:
         self.view_queue.start()

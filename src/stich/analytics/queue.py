@@ -81,8 +81,8 @@ def ingest_batch(
 class InProcessViewQueue:
     """A bounded buffer of this process, counted by a flusher thread."""
 
-    def __init__(self, db: Database, hasher: KeyedHasher) -> None:
-        settings = db.settings
+    def __init__(self, db: Database, hasher: KeyedHasher, settings: Settings | None = None) -> None:
+        settings = settings or db.settings
         self.db = db
         self.hasher = hasher
         self.settings = settings
@@ -176,10 +176,10 @@ class InProcessViewQueue:
             return True, counted
 
 
-def view_queue_for(db: Database, hasher: KeyedHasher) -> ViewQueue:
+def view_queue_for(db: Database, hasher: KeyedHasher, settings: Settings) -> ViewQueue:
     """The queue ``STICH_VIEW_QUEUE_URL`` asks for (not started)."""
-    if db.settings.view_queue_url:
+    if settings.view_queue_url:
         from stich.analytics.redis_queue import RedisViewQueue
 
-        return RedisViewQueue(db.settings)
-    return InProcessViewQueue(db, hasher)
+        return RedisViewQueue(settings)
+    return InProcessViewQueue(db, hasher, settings)

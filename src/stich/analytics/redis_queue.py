@@ -126,10 +126,11 @@ class RedisViewConsumer:
         db: Database,
         hasher: KeyedHasher,
         *,
+        settings: Settings | None = None,
         name: str | None = None,
         client: redis.Redis | None = None,
     ) -> None:
-        settings = db.settings
+        settings = settings or db.settings
         self.db = db
         self.hasher = hasher
         self.settings = settings

@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     database = database or Database(settings)
 
     hasher = KeyedHasher(settings.server_key_bytes())
-    background = Background(database, hasher)  # the view queue, maybe the worker
+    background = Background(database, hasher, settings)  # the view queue, maybe the worker
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -19,6 +19,7 @@ from stich.cli import seed as seed_command
 from stich.cli import serve as serve_command
 from stich.cli import studio as studio_command
 from stich.cli import users as users_commands
+from stich.cli import worker as worker_command
 from stich.cli.common import state
 from stich.config import SettingsError
 from stich.errors import StichError
@@ -40,6 +41,7 @@ app.add_typer(maintenance_commands.app, name="maintenance")
 app.command("studio")(studio_command.studio)
 app.command("seed")(seed_command.seed)
 app.command("bench")(bench_command.bench)
+app.command("worker")(worker_command.worker)
 app.command("serve")(serve_command.serve)
 
 
