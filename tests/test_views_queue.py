@@ -229,3 +229,18 @@ def test_stich_worker_consumes_and_stops_cleanly_on_sigterm(
     assert worker.returncode == 0, output.decode()
     assert b"stopped" in output
     producer.close()
+
+
+def test_metrics_report_the_queue(db: Database, settings: Settings, tmp_path: Path) -> None:
+    watched = make_settings(
+        settings.database_url, tmp_path, metrics_enabled=True, view_flush_ms=60_000
+    )
+    app_id = make_app(db, make_user(db).user_id)
+    with TestClient(create_app(watched, db)) as client:
+        client.post(f"/api/apps/{app_id}/views", headers={"User-Agent": FIREFOX})
+        client.post(f"/api/apps/{app_id}/views", headers={"User-Agent": "curl/8.5.0"})  # a bot
+        text = client.get("/metrics").text
+    # One registry per process: other apps' queues of this test process add to the sums.
+    assert "stich_views_backlog" in text and "stich_views_shed_total" in text
+    queued = [line for line in text.splitlines() if line.startswith("stich_views_queued_total")]
+    assert queued and float(queued[0].split()[-1]) >= 1

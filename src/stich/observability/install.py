@@ -8,6 +8,7 @@ from collections.abc import Callable
 from fastapi import FastAPI, Request, Response
 from prometheus_client.exposition import choose_encoder
 
+from stich.analytics.queue_metrics import watch_view_queue
 from stich.config import Settings
 from stich.db import Database
 from stich.errors import Unauthorized
@@ -24,6 +25,7 @@ def install_observability(app: FastAPI, settings: Settings, database: Database) 
     if settings.metrics_enabled:
         metrics = process_metrics()
         metrics.watch(database)
+        watch_view_queue(metrics.registry, app.state.view_queue)
         app.state.request_observer = RequestObserver(app, metrics)
         app.add_api_route(
             METRICS_PATH,
