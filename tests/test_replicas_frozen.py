@@ -9,6 +9,7 @@ and was served by another node.
 
 from __future__ import annotations
 
+import threading
 from contextlib import ExitStack
 
 import pytest
@@ -78,3 +79,50 @@ def test_the_health_check_notices_a_replica_that_stopped_answering(
         assert not checked.health.usable
     replica_db.replicas.check_now()
     assert checked.health.usable
+
+
+def test_concurrent_reads_are_not_held_by_a_replica_that_freezes_under_them(
+    replica_db: Database, replica_cluster: LocalCluster
+) -> None:
+    row_id, bookmark = write_row(replica_db)
+    replica_cluster.wait_until_replayed()
+    with ExitStack() as stack:  # replica-1's pool holds a connection for each reader
+        for _ in range(3):
+            open_read_on(stack, replica_db, "replica-1")
+    stop = threading.Event()
+    frozen_now = threading.Event()
+    errors: list[BaseException] = []
+    # Per reader: who served each read that began while replica-1 was frozen.
+    after_freeze: list[list[str]] = [[] for _ in range(3)]
+
+    def read_continuously(served: list[str]) -> None:
+        while not stop.is_set():
+            began_frozen = frozen_now.is_set()
+            for consistency in ("fast", bookmark):
+                try:
+                    found, served_by, _ = sees(replica_db, consistency, row_id)
+                    assert found
+                except BaseException as exc:  # every failure counts
+                    errors.append(exc)
+                    continue
+                if began_frozen:
+                    served.append(served_by)
+
+    readers = [threading.Thread(target=read_continuously, args=(s,)) for s in after_freeze]
+    for reader in readers:
+        reader.start()
+    try:
+        with Frozen(replica_cluster, "replica-1") as frozen:
+            frozen_now.set()
+            # Every reader goes on reading: none is held by a read on replica-1.
+            wait_until(
+                lambda: all(len(served) >= 20 for served in after_freeze),
+                what="every reader to read on while replica-1 is frozen",
+            )
+            assert frozen.still_frozen, "reads waited for the frozen replica"
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join()
+    assert errors == []
+    assert all("replica-1" not in served for served in after_freeze)
