@@ -179,6 +179,9 @@ class ViewIngestRepository:
             )
             for v in views
         ]
+        # In index order: neighbouring rows land on the same B-tree pages (fewer pages
+        # touched and written than in arrival order).
+        rows.sort()
         return {(r[0], r[1], int(r[2])) for r in self._run(self.sql.insert_views, rows)}
 
     def add_app_views(self, counts: dict[str, int]) -> None:
