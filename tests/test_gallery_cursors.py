@@ -50,7 +50,7 @@ def _forge(sort: FeedSort, period: FeedPeriod, values: list[Any]) -> str:
 
 def _scored_cursors() -> list[list[Any]]:
     """Each slot of a windowed cursor pushed to an extreme, the others plausible."""
-    good = ["2026-03-10", 5, GOOD_TIME, APP_ID, 0]
+    good = ["2026-03-10", 5, GOOD_TIME, APP_ID, 0, GOOD_TIME]
     forged: list[list[Any]] = []
     for reference in ["0001-01-01", "0001-01-02", "0002-01-01"]:
         forged.append([reference, *good[1:]])
@@ -60,7 +60,9 @@ def _scored_cursors() -> list[list[Any]]:
         forged.append([*good[:2], {"t": time}, *good[3:]])
         forged.append([good[0], 0, {"t": time}, *good[3:]])  # the score-0 tail
     for generation in [*HUGE_FOR_32_BITS, -1]:
-        forged.append([*good[:4], generation])
+        forged.append([*good[:4], generation, good[5]])
+    for time in EXTREME_TIMES:  # the walk's since
+        forged.append([*good[:5], {"t": time}])
     return forged
 
 
@@ -84,9 +86,13 @@ def listed(db: Database) -> None:
 def test_counter_cursors_with_extreme_values_are_refused(
     client: TestClient, sort: FeedSort
 ) -> None:
-    for key in COUNTER_KEYS[sort]:
-        cursor = _forge(sort, FeedPeriod.ALL, [key, APP_ID])
-        _assert_refused(_page(client, sort, FeedPeriod.ALL, cursor), key)
+    since = [GOOD_TIME] if sort in (FeedSort.POPULAR, FeedSort.VIEWED) else []
+    forged = [[key, APP_ID, *since] for key in COUNTER_KEYS[sort]]
+    if since:
+        forged += [[3, APP_ID, {"t": time}] for time in EXTREME_TIMES]
+    for values in forged:
+        cursor = _forge(sort, FeedPeriod.ALL, values)
+        _assert_refused(_page(client, sort, FeedPeriod.ALL, cursor), values)
 
 
 @pytest.mark.usefixtures("listed")
@@ -103,8 +109,8 @@ def test_windowed_cursors_with_extreme_values_are_refused(
 def test_non_finite_and_oversized_json_numbers_are_refused(client: TestClient) -> None:
     """JSON that Python reads as infinities or NaN, in any slot, is a bad cursor."""
     scope = FeedRequest(sort=FeedSort.POPULAR).cursor_scope
-    for raw in ["1e999", "-1e999", "NaN", "Infinity", "1" * 300]:
-        body = f'["{scope}",[{raw},"{APP_ID}"]]'.encode()
+    for raw in ["1e999", "-1e999", "NaN", "Infinity", "1" * 40]:
+        body = f'["{scope}",[{raw},"{APP_ID}",{{"t":"{GOOD_TIME["t"]}"}}]]'.encode()
         token = base64.urlsafe_b64encode(body).rstrip(b"=").decode()
         response = _page(client, FeedSort.POPULAR, FeedPeriod.ALL, token)
         _assert_refused(response, raw)
@@ -115,9 +121,9 @@ def test_non_finite_and_oversized_json_numbers_are_refused(client: TestClient) -
 def test_plausible_forged_cursors_still_page(client: TestClient, sort: FeedSort) -> None:
     """Bounds refuse the absurd only: an ordinary value forged by hand is a page."""
     if sort is FeedSort.TRENDING:
-        values: list[Any] = ["2026-03-10", 10**12, GOOD_TIME, APP_ID, 0]
+        values: list[Any] = ["2026-03-10", 10**12, GOOD_TIME, APP_ID, 0, GOOD_TIME]
     elif sort is FeedSort.POPULAR:
-        values = [2**31 - 1, APP_ID]
+        values = [2**31 - 1, APP_ID, GOOD_TIME]
     else:
         values = [{"t": "2999-01-01T00:00:00+05:00"}, APP_ID]
     response = _page(client, sort, FeedPeriod.ALL, _forge(sort, FeedPeriod.ALL, values))

@@ -501,9 +501,9 @@ def test_a_feed_page_costs_a_bounded_number_of_statements(db: Database) -> None:
     check({False: 1, True: 2}, now=NOON)
 
 
-def _explain(session: Session, query: tuple[CompiledSelect, dict[str, Any]]) -> str:
+def _explain(session: Session, query: tuple[CompiledSelect, dict[str, Any], Any]) -> str:
     """The plan the database chooses for a statement and its values (EXPLAIN [QUERY PLAN])."""
-    statement, values = query
+    statement, values, _since = query
     dialect = session.get_bind().dialect
     sql, params = statement.sql(dialect, values)
     prefix = "EXPLAIN QUERY PLAN" if dialect.name == "sqlite" else "EXPLAIN"

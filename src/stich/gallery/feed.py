@@ -25,8 +25,9 @@ month ago 97, and nothing after 314 days (so ``all`` means those 315 days). It i
 integer arithmetic, identical on both backends.
 
 A period's window is pinned by the first page: its reference day travels in the
-cursor, so a walk that crosses midnight keeps its window, and counts that only grow
-(new stars, views) move apps up, never back into pages already seen.
+cursor, so a walk that crosses midnight keeps its window. Counts that grow move apps up,
+into pages already seen; a live walk's later pages skip apps whose values went down
+since it began (``cursors``, ``feed_demotions``), so no walk lists an app twice.
 
 A search counts its matches first, and the count picks the page's plan: a dense search
 walks the sort's index testing each app, a sparse one reads its few matches and sorts
@@ -178,7 +179,7 @@ class FeedQuery:
         if searching:
             total, exact = self.total()  # first: it chooses the page's plan
         rows, next_cursor = (
-            self._scored_page(today, now) if self.request.scored else self._counter_page()
+            self._scored_page(today, now) if self.request.scored else self._counter_page(now)
         )
         if not searching:
             if self._feed_total is None:  # an empty page, or the live ranking
@@ -193,22 +194,27 @@ class FeedQuery:
             total_exact=exact,
         )
 
-    def counter_statement(self) -> tuple[CompiledSelect, dict[str, Any]]:
-        """The page query of ``recent``, ``updated`` and all-time ``popular`` / ``viewed``
-        and its values: limit + 1 rows down the sort's index (the extra one says whether
-        there is a next page)."""
+    def counter_statement(
+        self, now: datetime | None = None
+    ) -> tuple[CompiledSelect, dict[str, Any], datetime]:
+        """The page query of ``recent``, ``updated`` and all-time ``popular`` / ``viewed``,
+        its values (limit + 1 rows down the sort's index: the extra one says whether there
+        is a next page) and the walk's since (see ``cursors``)."""
         request = self.request
         values = {**self.params, "limit": request.limit + 1}
+        since = cursors.walk_since(now or utcnow())
         if request.cursor is not None:
-            after = cursors.decode_counter(request)
-            values.update({f"after_{i}": value for i, value in enumerate(after)})
+            cursor = cursors.decode_counter(request)
+            values.update({f"after_{i}": value for i, value in enumerate(cursor.after)})
+            if cursor.since is not None:
+                since = values["since"] = cursor.since
         shape = self._shape(after=request.cursor is not None)
-        return counter_select(request.sort, shape), values
+        return counter_select(request.sort, shape), values, since
 
-    def _counter_page(self) -> tuple[list[GalleryRow], str | None]:
+    def _counter_page(self, now: datetime) -> tuple[list[GalleryRow], str | None]:
         request = self.request
         field = COUNTER_SORTS[request.sort][0]
-        statement, values = self.counter_statement()
+        statement, values, since = self.counter_statement(now)
         scored = request.sort in (FeedSort.POPULAR, FeedSort.VIEWED)
         position = FIELD_INDEX[field]
         rows = [
@@ -219,16 +225,19 @@ class FeedQuery:
             return rows, None
         rows = rows[: request.limit]
         last = rows[-1]
-        return rows, cursors.encode_counter(request, getattr(last, field), last.id)
+        cursor = cursors.CounterCursor(getattr(last, field), last.id, since)
+        return rows, cursors.encode_counter(request, cursor)
 
     def _scored_page(self, today: date, now: datetime) -> tuple[list[GalleryRow], str | None]:
         """Apps with a score in the window first (from the rollups, or from a snapshot of
         them: see ``stich.gallery.rankings``), then the rest."""
         request = self.request
         reference, after_score, continuing = today, None, None
+        since: datetime | None = None  # a later page's: skip apps demoted since (cursors)
         if request.cursor is not None:
             walked = cursors.decode_scored(request, today)
             reference, after_score, continuing = walked.reference, walked.after, walked.generation
+            since = walked.since
         start = period_start(request.sort, request.period, reference)
         wanted = request.limit + 1
         sparse_search = bool(request.search_terms) and not self.walk
@@ -241,10 +250,16 @@ class FeedQuery:
             if generation is not None and sparse_search:
                 rows = self._sparse_search_from_snapshot(generation, after_score, wanted)
             elif after_score is None or after_score[0] > 0:
-                rows = self._active(reference, start, after_score, wanted, generation)
+                rows = self._active((start, reference), after_score, wanted, generation, since)
         if len(rows) < wanted and not (generation is not None and sparse_search):
             tail_after = after_score[1:] if after_score and after_score[0] == 0 else None
-            rows += self._inactive(start, reference, tail_after, wanted - len(rows), generation)
+            tail = self._inactive(
+                (start, reference), tail_after, wanted - len(rows), generation, since
+            )
+            # Live, each statement reads afresh: an app whose score fell to 0 between them
+            # would be in both.
+            listed = {row.id for row in rows}
+            rows += [row for row in tail if row.id not in listed]
         if len(rows) <= request.limit:
             return rows, None
         rows = rows[: request.limit]
@@ -252,7 +267,12 @@ class FeedQuery:
         cursor = cursors.encode_scored(
             request,
             cursors.ScoredCursor(
-                reference, last.score or 0, last.created_at, last.id, generation or 0
+                reference,
+                last.score or 0,
+                last.created_at,
+                last.id,
+                generation or 0,
+                since or cursors.walk_since(now, self.ranking_max_age if generation else None),
             ),
         )
         return rows, cursor
@@ -336,32 +356,32 @@ class FeedQuery:
 
     def _active(
         self,
-        reference: date,
-        start: date,
+        window: tuple[date, date],
         after_score: tuple[int, datetime, str] | None,
         limit: int,
         generation: int | None,
+        since: datetime | None,
     ) -> list[GalleryRow]:
         if generation is not None:
             return self._walk_snapshot(snapshot_select, generation, after_score, limit)
         stmt = live.active_select(
-            self.request, self.dialect, self.viewer_id, (start, reference), after_score, limit
+            self.request, self.dialect, self.viewer_id, window, after_score, limit, since
         )
         return [self._to_row(r, int(r[self._score_at])) for r in self.session.execute(stmt)]
 
     def _inactive(
         self,
-        start: date,
-        reference: date,
+        window: tuple[date, date],
         after: tuple[datetime, str] | None,
         limit: int,
-        generation: int | None = None,
+        generation: int | None,
+        since: datetime | None,
     ) -> list[GalleryRow]:
         if generation is not None:
             return self._walk_snapshot(snapshot_tail_select, generation, after, limit, scored=False)
         shape = self._shape(after=False)
         stmt = live.inactive_select(
-            self.request, shape, self.viewer_id, (start, reference), after, limit
+            self.request, shape, self.viewer_id, window, after, limit, since
         )
         return [self._to_row(r, 0) for r in self.session.execute(stmt)]
 

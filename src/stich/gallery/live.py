@@ -15,7 +15,7 @@ from stich.apps.models import FEED_PREDICATE, App
 from stich.gallery import search
 from stich.gallery.rows import Column, Criterion, descending_after, gallery_select
 from stich.gallery.sorts import FeedRequest, has_activity, score_contribution
-from stich.gallery.statements import Shape, pinned_walk
+from stich.gallery.statements import Shape, not_demoted_since, pinned_walk
 
 
 def feed_filters(request: FeedRequest, dialect: str) -> list[Criterion]:
@@ -36,9 +36,11 @@ def active_select(
     window: tuple[date, date],
     after: tuple[int, datetime, str] | None,
     limit: int,
+    since: datetime | None,
 ) -> Select[Any]:
     """Apps with a score in ``window`` (first and last day), by score, ``created_at``, id;
-    the score is the row's last column."""
+    the score is the row's last column. With ``since`` (a later page), none demoted since
+    then."""
     start, reference = window
     contribution = score_contribution(request.sort, reference)
     scores = (
@@ -59,6 +61,8 @@ def active_select(
     order: list[Column] = [scores.c.score, App.created_at, App.id]
     if after is not None:
         stmt = stmt.where(descending_after(order, list(after)))
+    if since is not None:
+        stmt = stmt.where(not_demoted_since(since))
     return stmt.order_by(*(column.desc() for column in order)).limit(limit)
 
 
@@ -69,8 +73,10 @@ def inactive_select(
     window: tuple[date, date],
     after: tuple[datetime, str] | None,
     limit: int,
+    since: datetime | None,
 ) -> Select[Any]:
-    """The apps without activity in ``window`` (score 0), newest first."""
+    """The apps without activity in ``window`` (score 0), newest first; with ``since``, none
+    demoted since then (an app whose score fell to 0 may have been listed already)."""
     start, reference = window
     active = exists().where(
         AppDailyStats.app_id == App.id,
@@ -82,4 +88,6 @@ def inactive_select(
     stmt = stmt.where(*feed_filters(request, shape.dialect), ~active)
     if after is not None:
         stmt = stmt.where(descending_after([App.created_at, App.id], list(after)))
+    if since is not None:
+        stmt = stmt.where(not_demoted_since(since))
     return stmt.order_by(App.created_at.desc(), App.id.desc()).limit(limit)

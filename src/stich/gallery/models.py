@@ -114,3 +114,21 @@ class FeedRankingSnapshot(Base):
     reference_day: Mapped[date] = mapped_column(Date, nullable=False)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     app_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+
+
+class FeedDemotion(Base):
+    """When an app's place in a feed sort last went *down*: a counter (``star_count``,
+    ``view_count``) or a day's rollup (``stars``, ``views``) lowered, by a star taken back,
+    a recount, or any SQL. Kept by database triggers (migration 0007), whoever lowers it.
+
+    A walk's later pages skip apps demoted since the walk began, so a walk never lists an
+    app twice: counts that grow move apps up into pages already seen, and only a lowered
+    one could bring an app back below the cursor (see ``stich.gallery.cursors``).
+    """
+
+    __tablename__ = "feed_demotions"
+
+    app_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True
+    )
+    demoted_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)

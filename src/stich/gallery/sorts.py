@@ -119,3 +119,5 @@ COUNTER_SORTS: dict[FeedSort, tuple[str, type, str]] = {
     FeedSort.VIEWED: ("view_count", int, "viewed"),
 }
 FIELD_INDEX = {column.key: index for index, column in enumerate(APP_COLUMNS)}
+# Counter sorts whose value can go down (a star taken back, a recount): see cursors.
+DEMOTABLE = frozenset({FeedSort.POPULAR, FeedSort.VIEWED})

@@ -33,9 +33,16 @@ from stich.apps.models import FEED_PREDICATE, App
 from stich.db.base import UTCDateTime
 from stich.db.compiled import CompiledSelect
 from stich.gallery import search
-from stich.gallery.models import Favorite, FeedCount, FeedRanking, FeedRankingSnapshot, Star
+from stich.gallery.models import (
+    Favorite,
+    FeedCount,
+    FeedDemotion,
+    FeedRanking,
+    FeedRankingSnapshot,
+    Star,
+)
 from stich.gallery.rows import APP_COLUMNS, Column, Criterion, descending_after, gallery_select
-from stich.gallery.sorts import COUNTER_SORTS, FeedSort
+from stich.gallery.sorts import COUNTER_SORTS, DEMOTABLE, FeedSort
 from stich.users.models import User
 
 
@@ -111,6 +118,13 @@ def _select(shape: Shape, *extra: Any) -> Select[Any]:
     return gallery_select(viewer, *extra, _FEED_TOTAL)
 
 
+def not_demoted_since(since: Any) -> ColumnElement[bool]:
+    """Apps whose sort values have not gone down since ``since`` (a value or a bound
+    parameter): a later page of a live walk lists no app it may have listed already."""
+    demoted = exists().where(FeedDemotion.app_id == App.id, FeedDemotion.demoted_at >= since)
+    return ~demoted
+
+
 def _after(columns: list[Any]) -> ColumnElement[bool]:
     """``descending_after`` with the cursor's values as parameters ``after_0``, ..."""
     values = [bindparam(f"after_{i}", type_=column.type) for i, column in enumerate(columns)]
@@ -156,6 +170,8 @@ def counter_select(sort: FeedSort, shape: Shape) -> CompiledSelect:
         stmt = pinned_walk(_select(shape), shape, index).where(*shape_filters(shape))
     if shape.after:
         stmt = stmt.where(_after([sort_column, App.id]))
+        if sort in DEMOTABLE:
+            stmt = stmt.where(not_demoted_since(bindparam("since", type_=UTCDateTime())))
     stmt = stmt.order_by(_leading_key(sort_column, shape).desc(), App.id.desc())
     stmt = stmt.limit(bindparam("limit"))
     if shape.search and not shape.walk:
