@@ -120,7 +120,7 @@ def _seeded_id(rng: random.Random, moment: datetime) -> str:
     return str(uuid.UUID(int=value))
 
 
-class _Zipf:
+class Zipf:
     """Sample indexes 0..n-1 with probability proportional to 1 / (rank + 1) ** s."""
 
     def __init__(self, n: int, s: float, rng: random.Random) -> None:
@@ -173,7 +173,7 @@ def generate(
     public = [i for i, a in enumerate(apps) if _publicly_visible(a)]
     popularity = list(public)
     rng.shuffle(popularity)  # hot apps are random public apps, not the oldest
-    zipf = _Zipf(len(popularity), 1.1, rng)
+    zipf = Zipf(len(popularity), 1.1, rng)
 
     views, daily, breakdowns = _views(rng, spec, now, apps, popularity, zipf, hasher)
     stars, favorites = _stars(rng, spec, now, apps, popularity, zipf, users)
@@ -254,7 +254,7 @@ def _apps(
     user_ids: list[str],
     hasher: KeyedHasher,
 ) -> list[dict[str, Any]]:
-    owners = _Zipf(len(user_ids), 0.8, rng)
+    owners = Zipf(len(user_ids), 0.8, rng)
     statuses = [AppStatus.READY] * 14 + [AppStatus.DEPLOYED] * 2 + [AppStatus.DRAFT] * 2
     statuses += [AppStatus.GENERATING, AppStatus.ERROR]
     times = sorted(
@@ -324,7 +324,7 @@ def _views(
     now: datetime,
     apps: list[dict[str, Any]],
     popularity: list[int],
-    zipf: _Zipf,
+    zipf: Zipf,
     hasher: KeyedHasher,
 ) -> tuple[list[dict[str, Any]], defaultdict[tuple[str, date], dict[str, int]], Breakdowns]:
     devices = [DeviceType.DESKTOP] * 6 + [DeviceType.MOBILE] * 3 + [DeviceType.TABLET]
@@ -382,7 +382,7 @@ def _stars(
     now: datetime,
     apps: list[dict[str, Any]],
     popularity: list[int],
-    zipf: _Zipf,
+    zipf: Zipf,
     users: list[dict[str, Any]],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     pairs: set[tuple[int, int]] = set()

@@ -14,6 +14,10 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from stich.db.faults import Fault, classify
 
 SQLITE_BEGIN_OPTION = "stich_sqlite_begin"
+SQLITE_CACHE_KIB = 32 * 1024  # per connection
+SQLITE_MMAP_BYTES = 1 << 30  # address space, not memory: pages come from the OS cache
+SQLITE_CHECKPOINT_PAGES = 10_000
+SQLITE_WAL_LIMIT_BYTES = 64 << 20  # the WAL file is truncated back to this after a checkpoint
 
 
 def create_sqlite_engine(
@@ -45,6 +49,16 @@ def create_sqlite_engine(
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # A bigger page cache than SQLite's 2 MB, and reads through a memory map (shared
+            # by every connection and process through the OS page cache): index pages of a
+            # batch of views are found without a read() each.
+            cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+            cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
+            # Checkpoint every ~40 MB of WAL instead of 4 MB: pages every batch rewrites
+            # (counters, rollups, index roots) are copied back once per checkpoint, so
+            # fewer checkpoints is less work, not just the same work later.
+            cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_PAGES}")
+            cursor.execute(f"PRAGMA journal_size_limit={SQLITE_WAL_LIMIT_BYTES}")
             cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
             if read_only:
                 cursor.execute("PRAGMA query_only=ON")
