@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import event, update
+from sqlalchemy.engine import Engine
 
 from stich.analytics.models import AppDailyStats
 from stich.apps.models import App
@@ -193,3 +194,34 @@ def _owner_change(client: TestClient, owner: SignedIn, app_id: str, change: str)
     else:
         response = client.post(f"/api/apps/{app_id}/restore", headers=owner.headers)
     assert response.status_code < 500, response.text
+
+
+def test_a_score_falling_to_zero_within_one_page_lists_the_app_once(
+    db: Database, client: TestClient
+) -> None:
+    """A live windowed page reads its ranked apps, then the score-0 tail, in two
+    statements; on PostgreSQL each reads afresh, so an app whose stars go in between
+    would be in both."""
+    gallery = Gallery(db, client)
+    target = gallery.apps[0]
+    fired: list[str] = []
+
+    def take_back_after_the_ranked_apps(*args: Any) -> None:
+        statement = args[2]
+        if fired or "scores" not in statement:
+            return
+        fired.append(statement)
+        with db.write() as uow:
+            uow.session.execute(update(App).where(App.id == target).values(star_count=0))
+            uow.session.execute(
+                update(AppDailyStats).where(AppDailyStats.app_id == target).values(stars=0)
+            )
+
+    event.listen(Engine, "after_cursor_execute", take_back_after_the_ranked_apps)
+    try:
+        response = client.get("/api/apps/public", params={"sort": "popular", "period": "week"})
+    finally:
+        event.remove(Engine, "after_cursor_execute", take_back_after_the_ranked_apps)
+    assert fired
+    seen = [item["id"] for item in response.json()["items"]]
+    assert_no_repeats(seen)

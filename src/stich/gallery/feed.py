@@ -253,13 +253,8 @@ class FeedQuery:
                 rows = self._active((start, reference), after_score, wanted, generation, since)
         if len(rows) < wanted and not (generation is not None and sparse_search):
             tail_after = after_score[1:] if after_score and after_score[0] == 0 else None
-            tail = self._inactive(
-                (start, reference), tail_after, wanted - len(rows), generation, since
-            )
-            # Live, each statement reads afresh: an app whose score fell to 0 between them
-            # would be in both.
-            listed = {row.id for row in rows}
-            rows += [row for row in tail if row.id not in listed]
+            window, more = (start, reference), wanted - len(rows)
+            rows += self._inactive(window, tail_after, more, generation, since, rows)
         if len(rows) <= request.limit:
             return rows, None
         rows = rows[: request.limit]
@@ -376,12 +371,14 @@ class FeedQuery:
         limit: int,
         generation: int | None,
         since: datetime | None,
+        listed: list[GalleryRow],
     ) -> list[GalleryRow]:
         if generation is not None:
             return self._walk_snapshot(snapshot_tail_select, generation, after, limit, scored=False)
         shape = self._shape(after=False)
+        listed_ids = [row.id for row in listed]
         stmt = live.inactive_select(
-            self.request, shape, self.viewer_id, window, after, limit, since
+            self.request, shape, self.viewer_id, window, after, limit, since, listed_ids
         )
         return [self._to_row(r, 0) for r in self.session.execute(stmt)]
 

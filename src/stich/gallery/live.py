@@ -5,6 +5,7 @@ rare, and its SQL already costs tens of milliseconds."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date, datetime
 from typing import Any
 
@@ -74,9 +75,12 @@ def inactive_select(
     after: tuple[datetime, str] | None,
     limit: int,
     since: datetime | None,
+    listed: Collection[str] = (),
 ) -> Select[Any]:
     """The apps without activity in ``window`` (score 0), newest first; with ``since``, none
-    demoted since then (an app whose score fell to 0 may have been listed already)."""
+    demoted since then (an app whose score fell to 0 may have been listed already); none
+    of ``listed`` (this page's apps with a score: each statement reads afresh, and one
+    whose score fell to 0 in between would be in both)."""
     start, reference = window
     active = exists().where(
         AppDailyStats.app_id == App.id,
@@ -90,4 +94,6 @@ def inactive_select(
         stmt = stmt.where(descending_after([App.created_at, App.id], list(after)))
     if since is not None:
         stmt = stmt.where(not_demoted_since(since))
+    if listed:
+        stmt = stmt.where(App.id.not_in(listed))
     return stmt.order_by(App.created_at.desc(), App.id.desc()).limit(limit)
