@@ -128,3 +128,21 @@ def test_plausible_forged_cursors_still_page(client: TestClient, sort: FeedSort)
         values = [{"t": "2999-01-01T00:00:00+05:00"}, APP_ID]
     response = _page(client, sort, FeedPeriod.ALL, _forge(sort, FeedPeriod.ALL, values))
     assert response.status_code == 200, response.text
+
+
+def test_my_stars_and_profile_cursors_with_extreme_times_are_refused(
+    client: TestClient, db: Database
+) -> None:
+    """The other gallery listings decode through the same bounded codec."""
+    user = make_user(db)
+    for time in EXTREME_TIMES:
+        values = [{"t": time}, APP_ID]
+        for reaction in ("stars", "favorites"):
+            cursor = encode_cursor(f"me:{reaction[:-1]}", values)
+            response = client.get(
+                f"/api/me/{reaction}", params={"cursor": cursor}, headers=user.headers
+            )
+            _assert_refused(response, (reaction, time))
+        cursor = encode_cursor(f"profile:{user.user_id}", values)
+        response = client.get(f"/api/users/{user.username}", params={"cursor": cursor})
+        _assert_refused(response, ("profile", time))
