@@ -151,3 +151,52 @@ class LoginThrottle(Base):
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, nullable=False, index=True
     )
+
+
+class EmailTokenPurpose(StrEnum):
+    VERIFY_EMAIL = "verify_email"
+    RESET_PASSWORD = "reset_password"
+    CHANGE_EMAIL = "change_email"
+
+
+class EmailToken(Base):
+    """A single-use link sent by mail (verification, reset, email change), by keyed hash.
+
+    ``email`` is the address the link was sent to: the account's address for a
+    verification or reset (the link proves that address, so it is void once the account's
+    address differs), the new address for a change. Consuming is one conditional
+    ``UPDATE … WHERE used_at IS NULL AND expires_at > now RETURNING``.
+    """
+
+    __tablename__ = "email_tokens"
+
+    id: Mapped[str] = id_column()
+    purpose: Mapped[EmailTokenPurpose] = mapped_column(
+        enum_column(EmailTokenPurpose, "email_token_purpose"), nullable=False
+    )
+    token_hash: Mapped[str] = mapped_column(String(TOKEN_HASH_LENGTH), unique=True, nullable=False)
+    user_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    email: Mapped[str] = mapped_column(String(320), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
+Index("ix_email_tokens_user_id_purpose", EmailToken.user_id, EmailToken.purpose)
+
+
+class EmailCooldown(Base):
+    """When a mail of a purpose last went to an address (by keyed hash of the address).
+
+    Written for unknown addresses too, so a request costs the same either way.
+    """
+
+    __tablename__ = "email_cooldowns"
+
+    address_hash: Mapped[str] = mapped_column(String(TOKEN_HASH_LENGTH), primary_key=True)
+    purpose: Mapped[EmailTokenPurpose] = mapped_column(
+        enum_column(EmailTokenPurpose, "email_cooldown_purpose"), primary_key=True
+    )
+    last_sent_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)
