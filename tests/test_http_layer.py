@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from stich.api.middleware import new_request_id
 from stich.api.responses import model_response
+from stich.bench.profile import summarise
 from stich.db import Database
 from stich.gallery.schemas import FeedOut, GalleryApp
 from tests.auth_support import bearer, register
@@ -110,3 +111,18 @@ def test_generated_request_ids_are_distinct_and_well_formed(client: TestClient) 
     echoed = client.get("/healthz", headers={"X-Request-ID": "trace-1234"})
     assert echoed.headers["X-Request-ID"] == "trace-1234"
     assert len(client.get("/healthz").headers["X-Request-ID"]) == 32
+
+
+def test_a_profile_sample_goes_to_its_innermost_meaningful_part() -> None:
+    lines = [
+        "run (uvicorn/server.py:1);RequestMiddleware.__call__ (stich/api/middleware.py:50);"
+        "_fetch (stich/gallery/feed.py:9);do_execute (sqlalchemy/engine/default.py:1) 3\n",
+        "run (uvicorn/server.py:1);send (uvicorn/protocols/http/httptools_impl.py:5);"
+        "write (asyncio/selector_events.py:1) 2\n",
+        "run (uvicorn/server.py:1);run_sync (anyio/to_thread.py:5) 1\n",
+    ]
+    assert summarise(lines) == {
+        "database (SQLAlchemy, driver, unit of work)": 3,
+        "event loop and socket I/O": 2,
+        "thread-pool hand-offs (both sides)": 1,
+    }

@@ -124,7 +124,14 @@ def _cpu_of(pid: int) -> float:
 def running_server(database_url: str, log_path: Path, processes: int = 1) -> Iterator[Server]:
     """``stich serve`` on a free loopback port; yields it, stops it after."""
     port = free_ports(1)[0]
-    env = dict(os.environ, STICH_DATABASE_URL=database_url, STICH_LOG_LEVEL="WARNING")
+    # No maintenance schedule inside the measured processes (the bench refreshes the
+    # rankings itself, before the phases); queued views are still counted.
+    env = dict(
+        os.environ,
+        STICH_DATABASE_URL=database_url,
+        STICH_LOG_LEVEL="WARNING",
+        STICH_EMBEDDED_WORKER="off",
+    )
     command = [
         sys.executable,
         "-m",
