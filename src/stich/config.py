@@ -169,6 +169,27 @@ class Settings(BaseSettings):
     oauth_google_authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
     oauth_google_token_url: str = "https://oauth2.googleapis.com/token"  # noqa: S105
     oauth_google_userinfo_url: str = "https://openidconnect.googleapis.com/v1/userinfo"
+    # Email verification, password reset and email change (docs/auth.md#email). Links in
+    # the mails start with the public URL; tokens expire after these many seconds.
+    public_url: str = "http://127.0.0.1:8000"
+    product_name: str = Field(default="Stich", min_length=1, max_length=100)
+    email_verification_ttl_seconds: int = Field(default=86400, ge=60, le=30 * 86400)
+    password_reset_ttl_seconds: int = Field(default=1800, ge=60, le=86400)
+    email_change_ttl_seconds: int = Field(default=86400, ge=60, le=30 * 86400)
+    # never | publish (unverified accounts cannot make apps public) | always (nor sign in).
+    require_verified_email: Literal["never", "publish", "always"] = "never"
+    # One verification / reset / change mail per address and purpose within this window.
+    email_cooldown_seconds: int = Field(default=60, ge=0, le=86400)
+    # Mail delivery: smtp://user:pass@host:587?starttls=true or smtps://host:465. Unset,
+    # messages are written as .eml files into the outbox directory instead.
+    smtp_url: SecretStr | None = None
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    mail_from: str = Field(default="Stich <no-reply@localhost>", min_length=3, max_length=320)
+    # Unset: "outbox" beside the server key file (.stich/outbox by default).
+    mail_outbox_dir: Path | None = None
+    # Delivery attempts per message (the first and the retries), spaced by the delay x2^n.
+    mail_send_attempts: int = Field(default=4, ge=1, le=20)
+    mail_retry_delay_seconds: float = Field(default=2.0, ge=0, le=3600)
     # Soft-deleted apps can be restored for this many days; `stich apps purge` removes them after.
     app_retention_days: int = Field(default=30, ge=1, le=3650)
 
@@ -229,6 +250,16 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters")
         return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value():
+            from stich.mail.transport import parse_smtp_url  # no import cycle at load
+
+            parse_smtp_url(value.get_secret_value())
+            return value
+        return None
 
     @field_validator("view_queue_url")
     @classmethod
@@ -298,6 +329,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "oauth_redirect_base_url",
+        "public_url",
         "oauth_github_authorize_url",
         "oauth_github_token_url",
         "oauth_github_api_url",
@@ -355,6 +387,10 @@ class Settings(BaseSettings):
         if self.server_key is not None:
             return self.server_key.get_secret_value().encode()
         return _load_or_create_server_key(self.server_key_file)
+
+    def outbox_dir(self) -> Path:
+        """Where mail goes when no SMTP server is configured."""
+        return self.mail_outbox_dir or self.server_key_file.parent / "outbox"
 
     def key_ring(self) -> dict[str, bytes]:
         if self.secrets_keys is None:

@@ -15,6 +15,7 @@ from stich.api.inputs import install_input_contract
 from stich.api.middleware import RequestMiddleware
 from stich.apps import endpoints as apps_endpoints
 from stich.audit import endpoints as audit_endpoints
+from stich.auth import email_endpoints
 from stich.auth import endpoints as auth_endpoints
 from stich.config import Settings, load_settings
 from stich.crypto.tokens import KeyedHasher
@@ -30,6 +31,7 @@ from stich.worker import Background
 # The gallery comes before apps so /apps/public is not taken for an app id.
 API_ROUTERS: list[APIRouter] = [
     auth_endpoints.router,
+    email_endpoints.router,
     users_endpoints.router,
     gallery_endpoints.router,
     apps_endpoints.router,

@@ -17,6 +17,7 @@ from stich.api.context import RequestContext
 from stich.api.deps import Context, get_settings
 from stich.api.errors import error_responses
 from stich.auth.dependencies import AccountReader, SessionUser
+from stich.auth.email_service import EmailFlows
 from stich.auth.models import ApiKey
 from stich.auth.oauth import OAuthService, ProviderClient, provider_config
 from stich.auth.schemas import (
@@ -50,6 +51,7 @@ from stich.config import Settings
 from stich.crypto.passwords import passwords_for
 from stich.db.base import utcnow
 from stich.errors import Invalid, Locked, Unauthorized
+from stich.mail.sender import send_after_commit
 from stich.users.models import AuthProvider
 from stich.users.schemas import RegisterIn, UserOut
 from stich.users.service import UserService
@@ -97,7 +99,11 @@ def register(body: RegisterIn, ctx: Context, settings: SettingsDep) -> AuthOut:
         auth = _auth(ctx, settings, uow.session)
         issued = auth.open_session(user.id, _client(ctx), now)
         claimed = auth.claim_anonymous(owner_hash, user.id, now)
-        return AuthOut(user=UserOut.of(user), tokens=issued.token_pair(now), claimed_apps=claimed)
+        flows = EmailFlows.for_settings(uow.session, ctx.meta, ctx.hasher, settings)
+        flows.send_verification(user, now)
+        out = AuthOut(user=UserOut.of(user), tokens=issued.token_pair(now), claimed_apps=claimed)
+    send_after_commit(settings, flows.outgoing)  # the verification link
+    return out
 
 
 @router.post("/auth/login", response_model=AuthOut, responses=errors(400, 401, 403, 422, 423, 429))

@@ -155,7 +155,7 @@ class LoginThrottle(Base):
 
 class EmailTokenPurpose(StrEnum):
     VERIFY_EMAIL = "verify_email"
-    RESET_PASSWORD = "reset_password"
+    RESET_PASSWORD = "reset_password"  # noqa: S105 (a purpose, not a password)
     CHANGE_EMAIL = "change_email"
 
 

@@ -29,7 +29,7 @@ def _auth(ctx: RequestContext, settings: Settings, session: Session) -> AuthServ
     return AuthService(session, ctx.meta, AuthPolicy.from_settings(settings), ctx.hasher)
 
 
-def _refuse_wrong_password(
+def refuse_wrong_password(
     ctx: RequestContext, settings: Settings, principal: Principal
 ) -> NoReturn:
     """Record the failure (it counts towards lockout), then refuse."""
@@ -65,7 +65,7 @@ def change_password(
     if locked is not None and current_hash is not None:
         raise locked  # the password is locked: not even checked
     if current_hash is not None and not passwords.verify(current_hash, body.current_password or ""):
-        _refuse_wrong_password(ctx, settings, principal)
+        refuse_wrong_password(ctx, settings, principal)
     new_hash = passwords.hash(body.new_password)
     with ctx.write() as uow:
         revoked = UserService(uow.session, ctx.meta).change_password(
@@ -96,7 +96,7 @@ def delete_me(
     if current_hash is not None and not passwords_for(settings).verify(
         current_hash, password or ""
     ):
-        _refuse_wrong_password(ctx, settings, principal)
+        refuse_wrong_password(ctx, settings, principal)
     with ctx.write() as uow:
         UserService(uow.session, ctx.meta).delete_account(principal, utcnow())
     return Response(status_code=204)

@@ -1,0 +1,61 @@
+"""Bodies of the email verification, password reset and email change endpoints."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from stich.users.schemas import AnyPassword, Email, NewPassword
+from stich.validation import ONE_LINE
+
+# Long enough for any of our tokens; the prefix and length are checked by the service.
+EmailTokenField = Annotated[str, ONE_LINE, Field(min_length=1, max_length=200)]
+
+ACCEPTED_MESSAGE = (
+    "If an account can use this address, a message is on its way. "
+    "Links expire; ask again if yours does not arrive."
+)
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AddressIn(_Input):
+    # Not validated as an address: a malformed one is answered like an unknown one.
+    email: Annotated[str, ONE_LINE, Field(min_length=1, max_length=320)]
+
+
+class TokenIn(_Input):
+    token: EmailTokenField
+
+
+class PasswordResetIn(_Input):
+    token: EmailTokenField
+    new_password: NewPassword
+
+
+class EmailChangeIn(_Input):
+    new_email: Email
+    password: AnyPassword | None = Field(
+        default=None, description="Required when the account has a password"
+    )
+
+
+class AcceptedOut(BaseModel):
+    """The same answer whether or not the address belongs to an account."""
+
+    status: Literal["accepted"] = "accepted"
+    message: str = ACCEPTED_MESSAGE
+
+
+class EmailStateOut(BaseModel):
+    user_id: str
+    email: str
+    email_verified: bool
+
+
+class PasswordResetOut(BaseModel):
+    sessions_revoked: int
+    api_keys_revoked: int
