@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import os
+import re
 import secrets
 from enum import StrEnum
 from functools import cached_property
@@ -102,13 +104,15 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     read_replica_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # HMAC key for hashing tokens, API keys and viewer ids. Generated into
-    # ``server_key_file`` on first local use; required in production.
+    # ``server_key_path()`` on first local use; required in production.
     server_key: SecretStr | None = None
-    server_key_file: Path = Path(".stich/server.key")
+    # Unset: server.key in ``local_keys_dir()`` (where the database is, not the cwd).
+    server_key_file: Path | None = None
     # AES-256-GCM key ring for the secrets vault: "kid:base64key,..."; first one encrypts.
     secrets_keys: SecretStr | None = None
-    # Without STICH_SECRETS_KEYS outside production, a local ring is generated here.
-    secrets_keys_file: Path = Path(".stich/secrets.keys")
+    # Without STICH_SECRETS_KEYS outside production, a local ring is generated here
+    # (unset: secrets.keys in ``local_keys_dir()``).
+    secrets_keys_file: Path | None = None
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.CONSOLE
     slow_query_ms: float = Field(default=200.0, ge=0)
@@ -383,19 +387,43 @@ class Settings(BaseSettings):
         return self.embedded_worker == "on"
 
     def server_key_bytes(self) -> bytes:
-        """The HMAC server key; generated once into ``server_key_file`` outside production."""
+        """The HMAC server key; generated once into ``server_key_path()`` outside production."""
         if self.server_key is not None:
             return self.server_key.get_secret_value().encode()
-        return _load_or_create_server_key(self.server_key_file)
+        return _load_or_create_server_key(self.server_key_path())
+
+    def local_keys_dir(self) -> Path:
+        """Where local keys live when no file is set: fixed by the database, never by the
+        current directory, so a server started anywhere finds the same keys."""
+        return local_keys_dir(self.url)
+
+    def server_key_path(self) -> Path:
+        return self.server_key_file or self.local_keys_dir() / "server.key"
+
+    def secrets_keys_path(self) -> Path:
+        return self.secrets_keys_file or self.local_keys_dir() / "secrets.keys"
 
     def outbox_dir(self) -> Path:
         """Where mail goes when no SMTP server is configured."""
-        return self.mail_outbox_dir or self.server_key_file.parent / "outbox"
+        return self.mail_outbox_dir or self.server_key_path().parent / "outbox"
 
     def key_ring(self) -> dict[str, bytes]:
         if self.secrets_keys is None:
             return {}
         return parse_key_ring(self.secrets_keys.get_secret_value())
+
+
+def local_keys_dir(url: URL) -> Path:
+    """``.stich/`` beside a SQLite database file; for PostgreSQL, one directory per server
+    and database under the user's data directory: ``$XDG_DATA_HOME/stich/<host>-<port>-
+    <database>/`` (``~/.local/share`` when XDG_DATA_HOME is unset or relative)."""
+    if url.get_backend_name() == "sqlite":
+        return Path(url.database or "stich.db").resolve().parent / ".stich"
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or "relative")
+    if not data_home.is_absolute():  # the XDG spec: relative values are ignored
+        data_home = Path.home() / ".local" / "share"
+    name = f"{url.host or 'localhost'}-{url.port or 5432}-{url.database}"
+    return data_home / "stich" / re.sub(r"[^A-Za-z0-9._-]", "_", name)
 
 
 def _load_or_create_server_key(path: Path) -> bytes:

@@ -14,6 +14,7 @@ from stich.log import configure_logging
 @dataclass
 class CliState:
     database_url: str | None = None
+    debug: bool = False
     _settings: Settings | None = None
 
     def reset(self) -> None:
@@ -25,6 +26,12 @@ class CliState:
             self._settings = load_settings(**overrides)
             configure_logging(self._settings)
         return self._settings
+
+    def known_database_url(self) -> str | None:
+        """The database URL in use, if settings were read (for explaining a failure)."""
+        if self._settings is not None:
+            return self._settings.database_url
+        return self.database_url
 
     @contextmanager
     def database(self) -> Iterator[Database]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+import traceback
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -21,6 +22,7 @@ from stich.cli import studio as studio_command
 from stich.cli import users as users_commands
 from stich.cli import worker as worker_command
 from stich.cli.common import state
+from stich.cli.errors import EXPLAINED, CliFailure, explain
 from stich.config import SettingsError
 from stich.errors import StichError
 
@@ -55,8 +57,15 @@ def main(
             show_default=False,
         ),
     ] = None,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", envvar="STICH_DEBUG", help="Show the traceback of a failure (STICH_DEBUG=1)"
+        ),
+    ] = False,
 ) -> None:
     state.database_url = database_url
+    state.debug = debug
     state.reset()  # settings are read per invocation (tests run several in one process)
 
 
@@ -67,12 +76,22 @@ def version() -> None:
 
 
 def run() -> None:
-    """Console entry point: settings and user errors become one line, never a traceback."""
+    """Console entry point: settings, user, database and file-system errors become one line
+    (what is wrong, what to do), never a traceback unless --debug asks for it."""
     try:
         app()
     except SettingsError as exc:
-        typer.echo(f"stich: {exc}", err=True)
-        sys.exit(2)
+        _fail(exc, str(exc), 2)
     except StichError as exc:
-        typer.echo(f"stich: {exc.message}", err=True)
-        sys.exit(1)
+        _fail(exc, exc.message, 1)
+    except CliFailure as exc:
+        _fail(exc, str(exc), exc.exit_code)
+    except EXPLAINED as exc:
+        _fail(exc, explain(exc, state.known_database_url()), 1)
+
+
+def _fail(exc: BaseException, line: str, exit_code: int) -> NoReturn:
+    if state.debug:
+        traceback.print_exception(exc)
+    typer.echo(f"stich: {line}", err=True)
+    sys.exit(exit_code)

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from stich.cli.common import state
+from stich.cli.startup import check_database
 
 # Imported by each server process: every process builds its own app and Database (pools),
 # never one inherited over fork.
@@ -31,6 +32,12 @@ def serve(
         ),
     ] = None,
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development)")] = False,
+    migrate_first: Annotated[
+        bool,
+        typer.Option(
+            "--migrate", help="Upgrade the database to the latest migration before starting"
+        ),
+    ] = False,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
@@ -41,6 +48,7 @@ def serve(
     processes = workers or settings.web_concurrency
     if reload and processes > 1:
         raise typer.BadParameter("--reload runs one process; drop --workers", param_hint="--reload")
+    check_database(settings, migrate_first=migrate_first)  # once, before any process starts
     uvicorn.run(
         APP_FACTORY,
         factory=True,

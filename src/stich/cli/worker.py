@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from stich.cli.common import state
+from stich.cli.startup import check_database
 from stich.crypto.tokens import KeyedHasher
 from stich.worker import Worker
 
@@ -17,6 +18,12 @@ def worker(
     maintenance: Annotated[
         bool, typer.Option(help="Run the maintenance schedule (off where another worker runs it)")
     ] = True,
+    migrate_first: Annotated[
+        bool,
+        typer.Option(
+            "--migrate", help="Upgrade the database to the latest migration before starting"
+        ),
+    ] = False,
 ) -> None:
     """Count queued views (with STICH_VIEW_QUEUE_URL=redis://...) and run maintenance on
     its schedule, until SIGTERM or Ctrl-C: the batch in hand is committed and acknowledged,
@@ -25,6 +32,7 @@ def worker(
     consume = settings.view_queue_url is not None
     if not consume and not maintenance:
         raise typer.BadParameter("nothing to do: no STICH_VIEW_QUEUE_URL and --no-maintenance")
+    check_database(settings, migrate_first=migrate_first)
     with state.database() as db:
         background = Worker(
             db,

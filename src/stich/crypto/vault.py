@@ -220,7 +220,7 @@ def load_key_ring(settings: Settings) -> dict[str, bytes]:
     ring = settings.key_ring()
     if ring or settings.env is Environment.PRODUCTION:
         return ring
-    return parse_key_ring(_load_or_create_local_ring(settings.secrets_keys_file))
+    return parse_key_ring(_load_or_create_local_ring(settings.secrets_keys_path()))
 
 
 def _load_or_create_local_ring(path: Path) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -60,3 +61,37 @@ def current_revisions(engine: Engine) -> set[str]:
 
 def is_at_head(engine: Engine) -> bool:
     return current_revisions(engine) == head_revisions()
+
+
+@dataclass(frozen=True)
+class MigrationState:
+    """Where a database is against the migrations this code ships."""
+
+    current: frozenset[str]
+    head: frozenset[str]
+    unknown: frozenset[str]  # revisions in the database this code has no migration for
+
+    @property
+    def at_head(self) -> bool:
+        return self.current == self.head
+
+    def describe(self) -> str:
+        """One line: the revisions, and the command that brings the database to head."""
+        current = ", ".join(sorted(self.current))
+        head = ", ".join(sorted(self.head))
+        if self.unknown:
+            return (
+                f"the database is at revision {current}, which this version of stich does not "
+                f"know (its head is {head}): run a newer stich, or restore a matching backup"
+            )
+        where = f"at revision {current}" if current else "empty (no migrations applied)"
+        return f"the database is {where}, not at head {head}: run `stich db upgrade`"
+
+
+def migration_state(engine: Engine) -> MigrationState:
+    script = ScriptDirectory.from_config(alembic_config("sqlite:///unused.db"))
+    current = frozenset(current_revisions(engine))
+    known = {rev.revision for rev in script.walk_revisions()}
+    return MigrationState(
+        current=current, head=frozenset(script.get_heads()), unknown=current - known
+    )
