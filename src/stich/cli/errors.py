@@ -274,6 +274,8 @@ def _os_error(exc: OSError) -> str:
             f"permission denied on {path}: make it (and its directory) writable by this user, "
             "or choose another path"
         )
+    if path is not None and code == errno.ENOTDIR:
+        return f"{path}: a part of this path is a file, not a directory; fix the path"
     if path is not None and code == errno.EROFS:
         return f"{path} is on a read-only file system: choose a writable path"
     if code in (errno.ENOSPC, errno.EDQUOT):

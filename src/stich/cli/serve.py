@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from stich.cli.common import state
-from stich.cli.startup import check_database
+from stich.cli.startup import check_startup
 
 # Imported by each server process: every process builds its own app and Database (pools),
 # never one inherited over fork.
@@ -48,7 +48,7 @@ def serve(
     processes = workers or settings.web_concurrency
     if reload and processes > 1:
         raise typer.BadParameter("--reload runs one process; drop --workers", param_hint="--reload")
-    check_database(settings, migrate_first=migrate_first)  # once, before any process starts
+    check_startup(settings, migrate_first=migrate_first)  # once, before any process starts
     uvicorn.run(
         APP_FACTORY,
         factory=True,

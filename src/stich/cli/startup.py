@@ -13,7 +13,13 @@ from sqlalchemy.exc import DBAPIError
 
 from stich.cli.errors import CliFailure, explain
 from stich.config import Settings
-from stich.crypto.vault import DecryptionError, KeyNotInRing, SecretBinding, Vault
+from stich.crypto.vault import (
+    DecryptionError,
+    KeyNotInRing,
+    SecretBinding,
+    Vault,
+    load_key_ring,
+)
 from stich.db import migrate
 from stich.db.engine import create_engine_for
 from stich.errors import Unavailable
@@ -22,10 +28,11 @@ from stich.secrets.models import UserSecret
 STARTUP_REFUSED = 2
 
 
-def check_database(settings: Settings, *, migrate_first: bool) -> None:
+def check_startup(settings: Settings, *, migrate_first: bool) -> None:
     """Refuse to start (CliFailure, exit 2) on a database that cannot be reached, is not at
     the migration head (with ``migrate_first``: upgrade it instead), or holds secrets the
-    key ring cannot decrypt."""
+    key ring cannot decrypt; and read (or generate) the local keys once, here, so that
+    server processes find them in place and a file-system failure is one line."""
     url = settings.database_url
     engine = create_engine_for(url)
     try:
@@ -40,6 +47,11 @@ def check_database(settings: Settings, *, migrate_first: bool) -> None:
             migrate.upgrade(url)
             head = ", ".join(sorted(state.head))
             typer.echo(f"stich: migrated the database to {head}", err=True)
+        try:
+            settings.server_key_bytes()
+            load_key_ring(settings)
+        except OSError as exc:
+            raise CliFailure(explain(exc, url), STARTUP_REFUSED) from exc
         check_key_ring(engine, settings)
     finally:
         engine.dispose()

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from stich.cli.common import state
-from stich.cli.startup import check_database
+from stich.cli.startup import check_startup
 
 
 def studio(
@@ -26,7 +26,7 @@ def studio(
     from stich.studio import create_studio_app
 
     settings = state.settings()  # fail fast, with one line, on bad settings
-    check_database(settings, migrate_first=migrate_first)
+    check_startup(settings, migrate_first=migrate_first)
     app = create_studio_app(settings)
     host = host or settings.host
     typer.echo(f"Stich Studio on http://{host}:{port}/admin", err=True)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from stich.cli.common import state
-from stich.cli.startup import check_database
+from stich.cli.startup import check_startup
 from stich.crypto.tokens import KeyedHasher
 from stich.worker import Worker
 
@@ -32,7 +32,7 @@ def worker(
     consume = settings.view_queue_url is not None
     if not consume and not maintenance:
         raise typer.BadParameter("nothing to do: no STICH_VIEW_QUEUE_URL and --no-maintenance")
-    check_database(settings, migrate_first=migrate_first)
+    check_startup(settings, migrate_first=migrate_first)
     with state.database() as db:
         background = Worker(
             db,
