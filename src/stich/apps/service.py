@@ -98,6 +98,7 @@ class AppService:
     # -- create and read -----------------------------------------------------------------
 
     def create(self, principal: Principal, body: AppCreate) -> AppDetail:
+        _check_may_publish(principal, body.visibility)
         app = App(
             title=body.title,
             description=body.description,
@@ -160,6 +161,7 @@ class AppService:
     def set_visibility(self, principal: Principal, app_id: str, value: Visibility) -> AppDetail:
         app = self._managed(principal, app_id)
         if app.visibility is not value:
+            _check_may_publish(principal, value)
             self._audit_change(principal, app, "app.visibility", "visibility", value.value)
             app.visibility = value
             app.updated_at = utcnow()
@@ -389,6 +391,17 @@ class AppService:
             action,
             old={field: old.value if isinstance(old, Visibility) else old},
             new={field: new},
+        )
+
+
+def _check_may_publish(principal: Principal, visibility: Visibility) -> None:
+    """STICH_REQUIRE_VERIFIED_EMAIL=publish: an unverified account keeps its apps unlisted
+    or private (the principal says; see stich.auth.dependencies)."""
+    if visibility is Visibility.PUBLIC and not principal.may_publish:
+        raise Forbidden(
+            "confirm your email address before making an app public "
+            "(POST /api/auth/email/verify/request sends a new link)",
+            code="email_not_verified",
         )
 
 

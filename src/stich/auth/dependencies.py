@@ -9,6 +9,7 @@ key uses are counted in memory and written within a minute (:mod:`stich.auth.usa
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Annotated
 
@@ -22,11 +23,12 @@ from stich.api.deps import Context
 from stich.auth.principal import Principal
 from stich.auth.repository import AuthRepository, Credential
 from stich.auth.schemas import ApiScope
-from stich.auth.service import anonymous_token_is_genuine, user_is_usable
+from stich.auth.service import anonymous_token_is_genuine, email_not_verified, user_is_usable
 from stich.auth.usage import key_usage_for
 from stich.crypto.tokens import TokenKind, token_kind
 from stich.db.base import utcnow
 from stich.errors import Forbidden, Unauthorized
+from stich.users.models import User
 
 log = structlog.get_logger("stich.auth")
 
@@ -55,13 +57,29 @@ def get_principal(request: Request, ctx: Context) -> Principal | None:
     if token is None:
         return None
     kind = token_kind(token)
+    requirement = request.app.state.settings.require_verified_email
     if kind is TokenKind.ANONYMOUS:
-        return _anonymous_principal(ctx, token)
+        anonymous = _anonymous_principal(ctx, token)
+        # No address at all: it cannot publish while addresses must be verified to.
+        return replace(anonymous, may_publish=requirement == "never")
     if kind is TokenKind.ACCESS:
-        return _session_principal(ctx, token)
+        return _session_principal(ctx, token, requirement)
     if kind is TokenKind.API_KEY:
-        return _api_key_principal(ctx, token)
+        return _api_key_principal(ctx, token, requirement)
     raise _unauthorized("the bearer token is not valid", "invalid_token")
+
+
+def _verification(user: User, requirement: str) -> dict[str, bool]:
+    """What STICH_REQUIRE_VERIFIED_EMAIL allows an account whose address is unverified.
+
+    With ``always`` its credentials are refused outright (a session from sign-up, an API
+    key made before the setting changed), with the same answer as the sign-in refusal.
+    """
+    if user.email_verified or requirement == "never":
+        return {"may_publish": True}
+    if requirement == "always":
+        raise email_not_verified()
+    return {"may_publish": False}
 
 
 def _anonymous_principal(ctx: RequestContext, token: str) -> Principal:
@@ -90,7 +108,7 @@ def _check(credential: Credential | None, what: str) -> Credential:
     return credential
 
 
-def _session_principal(ctx: RequestContext, token: str) -> Principal:
+def _session_principal(ctx: RequestContext, token: str, requirement: str) -> Principal:
     digest = ctx.hasher.token_hash(token)
     with ctx.read_fresh() as uow:
         credential = _check(
@@ -98,7 +116,10 @@ def _session_principal(ctx: RequestContext, token: str) -> Principal:
         )
         # Read inside the unit of work: its objects expire when it ends.
         principal = Principal.user(
-            credential.user.id, credential.user.role, session_id=credential.id
+            credential.user.id,
+            credential.user.role,
+            session_id=credential.id,
+            **_verification(credential.user, requirement),
         )
     now = utcnow()
     if credential.last_used_at is None or credential.last_used_at < now - TOUCH_EVERY:
@@ -107,7 +128,7 @@ def _session_principal(ctx: RequestContext, token: str) -> Principal:
     return principal
 
 
-def _api_key_principal(ctx: RequestContext, token: str) -> Principal:
+def _api_key_principal(ctx: RequestContext, token: str, requirement: str) -> Principal:
     digest = ctx.hasher.token_hash(token)
     with ctx.read_fresh() as uow:
         credential = _check(AuthRepository(uow.session).credential_for_api_key(digest), "API key")
@@ -116,6 +137,7 @@ def _api_key_principal(ctx: RequestContext, token: str) -> Principal:
             credential.user.role,
             api_key_id=credential.id,
             scopes=frozenset(credential.scopes),
+            **_verification(credential.user, requirement),
         )
     key_usage_for(ctx.db).record(credential.id)
     return principal

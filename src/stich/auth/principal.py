@@ -27,6 +27,9 @@ class Principal:
     session_id: str | None = None
     api_key_id: str | None = None
     scopes: frozenset[str] = frozenset()
+    # False when STICH_REQUIRE_VERIFIED_EMAIL keeps this (unverified) account from making
+    # an app public; set by the authentication dependency from the account's state.
+    may_publish: bool = True
 
     @property
     def is_admin(self) -> bool:

@@ -48,6 +48,7 @@ class AuthPolicy:
     lockout_threshold: int
     lockout_base: timedelta
     lockout_max: timedelta
+    require_verified_email: str = "never"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuthPolicy:
@@ -60,6 +61,7 @@ class AuthPolicy:
             lockout_threshold=settings.lockout_threshold,
             lockout_base=timedelta(seconds=settings.lockout_base_seconds),
             lockout_max=timedelta(seconds=settings.lockout_max_seconds),
+            require_verified_email=settings.require_verified_email,
         )
 
     def lock_for(self, consecutive_failures: int) -> timedelta | None:
@@ -140,6 +142,15 @@ def locked_error(retry_after: int) -> Locked:
         code="too_many_attempts",
         details={"retry_after": retry_after},
         headers={"Retry-After": str(retry_after)},
+    )
+
+
+def email_not_verified() -> Forbidden:
+    return Forbidden(
+        "confirm your email address first: follow the link we sent, or ask for a new one "
+        "with POST /api/auth/email/verify/request",
+        code="email_not_verified",
+        details={"resend": "/api/auth/email/verify/request"},
     )
 
 
@@ -263,6 +274,10 @@ class AuthService:
         if user.is_suspended:
             self._audit_login("auth.login_refused", attempt, {"reason": "suspended"})
             return Refused(Forbidden("this account is suspended", code="account_suspended"))
+        if self.policy.require_verified_email == "always" and not user.email_verified:
+            # The password was right, so this says nothing to someone who guessed.
+            self._audit_login("auth.login_refused", attempt, {"reason": "email_not_verified"})
+            return Refused(email_not_verified())
         if not self.users.clear_failures_unless_locked(user.id, now):
             # A concurrent failure locked the account while we checked the password.
             self._audit_login("auth.login_blocked", attempt, {"reason": "locked"})

@@ -1,4 +1,4 @@
-"""`stich users ...`: administrators, suspension and hard deletion."""
+"""`stich users ...`: administrators, suspension, verification, resets and hard deletion."""
 
 from __future__ import annotations
 
@@ -7,16 +7,22 @@ from typing import Annotated
 
 import typer
 
+from stich.audit.service import RequestMeta
+from stich.auth.email_service import EmailFlows, Purpose
 from stich.cli.common import state
 from stich.crypto.passwords import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, passwords_for
+from stich.crypto.tokens import KeyedHasher
 from stich.db.base import utcnow
 from stich.errors import Conflict, Invalid
+from stich.mail.sender import mailer_for
 from stich.users.models import Role
 from stich.users.schemas import clean_display_name, normalize_email
 from stich.users.service import UserService
 
 app = typer.Typer(
-    help="Accounts: administrators, suspension and hard deletion.", no_args_is_help=True
+    help="Accounts: administrators, suspension, email verification, password resets and hard "
+    "deletion.",
+    no_args_is_help=True,
 )
 
 
@@ -118,3 +124,44 @@ def purge(
         f"{summary['stars_withdrawn']} stars and {summary['favorites_withdrawn']} favorites "
         "taken back"
     )
+
+
+@app.command("verify-email")
+def verify_email(email: Annotated[str, typer.Argument(help="The account's email address")]) -> None:
+    """Mark an account's address verified (the operator vouches for it; audited)."""
+    with state.database() as db, db.write() as uow:
+        flows = EmailFlows.for_settings(
+            uow.session, RequestMeta.system(), _hasher(), state.settings()
+        )
+        user = flows.mark_verified(_email(email), actor=None)
+    typer.echo(f"{user.email} is verified")
+
+
+@app.command("send-reset")
+def send_reset(email: Annotated[str, typer.Argument(help="The account's email address")]) -> None:
+    """Send a password reset link to the account's address (no cooldown), and wait until
+    it is delivered (or written to the outbox)."""
+    address = _email(email)
+    settings = state.settings()
+    with state.database() as db:
+        with db.read("fresh") as uow:
+            UserService(uow.session).by_email(address)  # 404 for a mistyped address
+        with db.write() as uow:
+            flows = EmailFlows.for_settings(uow.session, RequestMeta.system(), _hasher(), settings)
+            sent = flows.request_for_address(
+                Purpose.RESET_PASSWORD, address, utcnow(), by_operator=True
+            )
+    if not sent:
+        raise Invalid(f"{address} cannot sign in (suspended or deactivated); no link was sent")
+    sender = mailer_for(settings)
+    sender.submit(flows.outgoing)
+    given_up = sender.given_up
+    if not sender.flush(timeout=settings.smtp_timeout_seconds * settings.mail_send_attempts + 60):
+        raise Invalid("the reset link is still waiting to be delivered; see the log")
+    if sender.given_up > given_up:
+        raise Invalid("the reset link could not be delivered; see the log")
+    typer.echo(f"sent a password reset link to {address} via {sender.transport.describe()}")
+
+
+def _hasher() -> KeyedHasher:
+    return KeyedHasher(state.settings().server_key_bytes())
