@@ -40,7 +40,7 @@ def settings(database_url: str, tmp_path: Path, smtp: tuple[Inbox, int]) -> Sett
 
 @contextmanager
 def client_with(db: Database, settings: Settings, **overrides: object) -> Iterator[TestClient]:
-    changed = settings.model_copy(update=overrides)
+    changed = type(settings).model_validate({**settings.model_dump(), **overrides})
     with TestClient(create_app(changed, db), raise_server_exceptions=False) as client:
         yield client
 

@@ -166,5 +166,9 @@ def mailer_for(settings: Settings) -> MailSender:
 def send_after_commit(settings: Settings, mails: list[OutgoingMail]) -> None:
     """Hand messages to the sender; call it after the ``with ctx.write()`` block, so only
     committed decisions send mail. Never blocks, never raises for delivery."""
-    if mails:
+    if not mails:
+        return
+    try:
         mailer_for(settings).submit(mails)
+    except Exception:  # the request succeeded and is committed; it must not become a 500
+        log.exception("mail could not be queued", templates=[m.template.value for m in mails])
