@@ -1,8 +1,11 @@
-"""A stolen database holds no usable credential: no password, token or key in any column,
-nor anywhere in the SQLite file's bytes."""
+"""A stolen database holds no usable credential: no password, token, key or email link in
+any column, nor anywhere in the SQLite file's bytes."""
 
 from __future__ import annotations
 
+import email
+from email.message import EmailMessage
+from email.policy import default as default_policy
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,7 @@ from tests.auth_support import (
     login,
     register,
 )
+from tests.email_support import delivered, token_in
 
 PASSWORD = "Unmistakable-Passphrase-4711"
 NEW_PASSWORD = "Another-Unmistakable-Passphrase-0815"
@@ -82,3 +86,41 @@ def test_the_scan_would_notice_a_credential(client: TestClient, db: Database) ->
     assert "users.bio: access token" in found
     if db.backend == "sqlite":
         assert credentials_in_sqlite_files(db, {"access token": account.access_token})
+
+
+def test_email_links_are_stored_only_as_keyed_hashes_and_never_logged(
+    client: TestClient,
+    db: Database,
+    settings: Settings,
+    backend: str,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    account = register(client, password=PASSWORD)
+    client.post("/api/auth/password/forgot", json={"email": account.email})
+    client.post(
+        "/api/me/email",
+        json={"new_email": "moved-at-rest@example.test", "password": PASSWORD},
+        headers=account.headers,
+    )
+    delivered(settings)
+    tokens: dict[str, str] = {}
+    for path in sorted(settings.outbox_dir().glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=default_policy)
+        assert isinstance(message, EmailMessage)
+        if message["X-Stich-Template"] in ("verify_email", "reset_password", "change_email"):
+            tokens[str(message["X-Stich-Template"])] = token_in(message)
+    assert sorted(tokens) == ["change_email", "reset_password", "verify_email"]
+    verified = client.post("/api/auth/email/verify/confirm", json={"token": tokens["verify_email"]})
+    assert verified.status_code == 200
+
+    # Each token whole and its random part alone (the prefix is the same for everyone).
+    needles = {f"{name} link": token for name, token in tokens.items()}
+    needles |= {f"{name} random part": token[10:] for name, token in tokens.items()}
+    assert credentials_found(db, needles) == []
+    if backend == "sqlite":
+        with db.primary.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        assert credentials_in_sqlite_files(db, needles) == []
+    logged = capfd.readouterr()
+    for name, token in needles.items():
+        assert token not in logged.out + logged.err, name
