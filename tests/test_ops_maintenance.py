@@ -225,6 +225,8 @@ def test_a_run_removes_everything_expired_and_nothing_live(db: Database, setting
         "oauth_states": "1 removed",
         "api_keys": "2 removed",
         "login_throttles": "1 removed",
+        "email_tokens": "0 removed",  # covered by tests/test_email_maintenance.py
+        "email_cooldowns": "0 removed",
         "deleted_apps": "1 removed",
         "audit_logs": "1 removed",
         "app_views": "1 removed",
@@ -237,6 +239,8 @@ def test_a_run_removes_everything_expired_and_nothing_live(db: Database, setting
         "oauth_states": 1,
         "api_keys": 2,
         "login_throttles": 1,
+        "email_tokens": 0,
+        "email_cooldowns": 0,
         "deleted_apps": 1,
         "audit_logs": 1,
         "app_views": 1,

@@ -87,20 +87,16 @@ class EmailTokenRepository:
             )
         )
 
-    def cooldown_passed(
-        self, address_hash: str, purpose: EmailTokenPurpose, now: datetime, cooldown: timedelta
-    ) -> bool:
-        """Stamp the address and say whether its last mail of the purpose is old enough.
+    def cooldown_passed(self, key_hash: str, now: datetime, cooldown: timedelta) -> bool:
+        """Stamp the (purpose, address) key and say whether its last mail is old enough.
 
         An upsert whose update only applies after the cooldown, so concurrent requests
         for one address let at most one mail through per period.
         """
-        statement = self._insert(EmailCooldown).values(
-            address_hash=address_hash, purpose=purpose, last_sent_at=now
-        )
+        statement = self._insert(EmailCooldown).values(key_hash=key_hash, last_sent_at=now)
         statement = statement.on_conflict_do_update(
-            index_elements=["address_hash", "purpose"],
+            index_elements=["key_hash"],
             set_={"last_sent_at": now},
             where=EmailCooldown.last_sent_at <= now - cooldown,
-        ).returning(EmailCooldown.address_hash)
+        ).returning(EmailCooldown.key_hash)
         return self.session.execute(statement).first() is not None

@@ -102,6 +102,12 @@ class EmailFlows:
     def _address_hash(self, email: str) -> str:
         return self.hasher.hash(email, purpose="mail-address")
 
+    def _cooldown_passed(
+        self, purpose: EmailTokenPurpose, email: str, now: datetime, cooldown: timedelta
+    ) -> bool:
+        key = self.hasher.hash(f"{purpose.value}\x00{email}", purpose="mail-cooldown")
+        return self.tokens.cooldown_passed(key, now, cooldown)
+
     def _issue(self, user: User, purpose: EmailTokenPurpose, email: str, now: datetime) -> None:
         token = _PREFIXES[purpose] + secrets.token_urlsafe(32)
         ttl = self.policy.ttl[purpose]
@@ -119,9 +125,7 @@ class EmailFlows:
 
     def send_verification(self, user: User, now: datetime) -> None:
         """At sign-up: a verification link, no questions asked (the account is new)."""
-        self.tokens.cooldown_passed(
-            self._address_hash(user.email), Purpose.VERIFY_EMAIL, now, timedelta(0)
-        )
+        self._cooldown_passed(Purpose.VERIFY_EMAIL, user.email, now, timedelta(0))
         self._issue(user, Purpose.VERIFY_EMAIL, user.email, now)
 
     def request_for_address(
@@ -140,7 +144,7 @@ class EmailFlows:
         user = self.users.by_email(email) if email is not None else None
         # An operator's request skips the cooldown, which is for the public endpoints.
         cooldown = timedelta(0) if by_operator else self.policy.cooldown
-        allowed = self.tokens.cooldown_passed(self._address_hash(address), purpose, now, cooldown)
+        allowed = self._cooldown_passed(purpose, address, now, cooldown)
         wanted = _usable(user) and not (
             purpose is Purpose.VERIFY_EMAIL and user is not None and user.email_verified
         )
@@ -174,9 +178,7 @@ class EmailFlows:
         if new_email == user.email:
             raise Invalid("this is already the account's address", code="email_unchanged")
         self.tokens.void(user.id, [Purpose.CHANGE_EMAIL], now)
-        allowed = self.tokens.cooldown_passed(
-            self._address_hash(new_email), Purpose.CHANGE_EMAIL, now, self.policy.cooldown
-        )
+        allowed = self._cooldown_passed(Purpose.CHANGE_EMAIL, new_email, now, self.policy.cooldown)
         if allowed and not self.users.email_taken(new_email):
             self._issue(user, Purpose.CHANGE_EMAIL, new_email, now)
         if allowed:

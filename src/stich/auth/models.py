@@ -188,15 +188,12 @@ Index("ix_email_tokens_user_id_purpose", EmailToken.user_id, EmailToken.purpose)
 
 
 class EmailCooldown(Base):
-    """When a mail of a purpose last went to an address (by keyed hash of the address).
+    """When a mail of a purpose last went to an address, keyed by a keyed hash of both.
 
     Written for unknown addresses too, so a request costs the same either way.
     """
 
     __tablename__ = "email_cooldowns"
 
-    address_hash: Mapped[str] = mapped_column(String(TOKEN_HASH_LENGTH), primary_key=True)
-    purpose: Mapped[EmailTokenPurpose] = mapped_column(
-        enum_column(EmailTokenPurpose, "email_cooldown_purpose"), primary_key=True
-    )
+    key_hash: Mapped[str] = mapped_column(String(TOKEN_HASH_LENGTH), primary_key=True)
     last_sent_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)

@@ -16,6 +16,8 @@ from stich.apps.models import App
 from stich.auth.models import (
     AnonymousOwner,
     ApiKey,
+    EmailCooldown,
+    EmailToken,
     LoginThrottle,
     OAuthState,
     UserSession,
@@ -425,6 +427,14 @@ class AuthRepository:
                 LoginThrottle,
                 (LoginThrottle.updated_at <= now - throttle_idle)
                 & or_(LoginThrottle.locked_until.is_(None), LoginThrottle.locked_until <= now),
+            ),
+            # Used links stay until they expire, so a second use says "already used".
+            PurgeTarget("expired email links", EmailToken, EmailToken.expires_at <= now),
+            PurgeTarget(
+                "idle email cooldowns",
+                EmailCooldown,
+                # Cooldowns are at most a day (STICH_EMAIL_COOLDOWN_SECONDS <= 86400).
+                EmailCooldown.last_sent_at <= now - max(throttle_idle, timedelta(days=1)),
             ),
         ]
 

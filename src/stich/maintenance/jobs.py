@@ -7,7 +7,8 @@ at most ``batch_size`` rows, so live traffic never waits long behind it. The cut
 - credentials, by the identity service's rules (``AuthRepository.purge_targets``, the same
   as ``stich auth cleanup``): sessions past their refresh expiry (revoked ones stay until
   then, so a replayed refresh token is still recognised), OAuth states past expiry, API
-  keys revoked or expired more than 30 days ago, idle unlocked sign-in throttles.
+  keys revoked or expired more than 30 days ago, idle unlocked sign-in throttles,
+  expired email links and mail cooldowns idle for a day.
 - soft-deleted apps: deleted longer ago than STICH_APP_RETENTION_DAYS (the apps service's
   purge: stars, favorites, views and rollups go with them, forks are detached, each purge
   is audited).
@@ -32,7 +33,14 @@ from stich.analytics.models import AppView
 from stich.apps.service import AppService
 from stich.audit.models import AuditLog
 from stich.audit.service import AuditService, RequestMeta
-from stich.auth.models import ApiKey, LoginThrottle, OAuthState, UserSession
+from stich.auth.models import (
+    ApiKey,
+    EmailCooldown,
+    EmailToken,
+    LoginThrottle,
+    OAuthState,
+    UserSession,
+)
 from stich.auth.repository import AuthRepository
 from stich.config import Settings
 from stich.db import Database
@@ -188,6 +196,18 @@ JOBS: tuple[Job, ...] = (
         "Idle sign-in throttles of unknown emails",
         LoginThrottle,
         _credential_rule(LoginThrottle),
+    ),
+    DeleteExpired(
+        "email_tokens",
+        "Expired email links (verification, reset, email change)",
+        EmailToken,
+        _credential_rule(EmailToken),
+    ),
+    DeleteExpired(
+        "email_cooldowns",
+        "Mail cooldowns idle for a day",
+        EmailCooldown,
+        _credential_rule(EmailCooldown),
     ),
     PurgeDeletedApps(),
     DeleteExpired(

@@ -58,10 +58,9 @@ def upgrade() -> None:
 
     op.create_table(
         "email_cooldowns",
-        sa.Column("address_hash", sa.String(length=64), nullable=False),
-        sa.Column("purpose", _purpose("email_cooldown_purpose"), nullable=False),
+        sa.Column("key_hash", sa.String(length=64), nullable=False),
         sa.Column("last_sent_at", stich.db.base.UTCDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("address_hash", "purpose", name=op.f("pk_email_cooldowns")),
+        sa.PrimaryKeyConstraint("key_hash", name=op.f("pk_email_cooldowns")),
     )
     with op.batch_alter_table("email_cooldowns", schema=None) as batch_op:
         batch_op.create_index(
