@@ -26,6 +26,8 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.testclient import TestClient
+from joserfc import jwt
+from joserfc.jwk import KeySet
 from sqlalchemy import select, update
 
 from stich.api.app import create_app
@@ -54,6 +56,14 @@ from tests.auth_support import (
 from tests.factories import hasher
 
 CLIENTS = {"github": ("gh-client", "gh-secret"), "google": ("g-client", "g-secret")}
+# The fake Google's signing keys (published at /google/certs) and a stranger's.
+GOOGLE_KEYS = KeySet.generate_key_set("RSA", 2048, {"use": "sig", "alg": "RS256"}, count=1)
+OTHER_KEYS = KeySet.generate_key_set("RSA", 2048, {"use": "sig", "alg": "RS256"}, count=1)
+
+
+def google_id_token(claims: dict[str, Any], keys: KeySet = GOOGLE_KEYS) -> str:
+    key = keys.keys[0]
+    return jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
 
 
 @dataclass
@@ -61,6 +71,7 @@ class Grant:
     profile: dict[str, Any]
     challenge: str
     redirect_uri: str
+    nonce: str | None = None
     used: bool = False
 
 
@@ -73,6 +84,9 @@ class FakeProvider:
     grants: dict[str, Grant] = field(default_factory=dict)
     tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
     authorize_params: list[dict[str, str]] = field(default_factory=list)
+    # Changes to what Google's next id_token says (or who signs it), for refusal tests.
+    id_token_overrides: dict[str, Any] = field(default_factory=dict)
+    id_token_keys: KeySet = field(default_factory=lambda: GOOGLE_KEYS)
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -86,7 +100,10 @@ class FakeProvider:
                 return JSONResponse({"error": "PKCE and state are required"}, status_code=400)
             code = secrets.token_urlsafe(16)
             self.grants[code] = Grant(
-                dict(self.profile), params["code_challenge"], params["redirect_uri"]
+                dict(self.profile),
+                params["code_challenge"],
+                params["redirect_uri"],
+                params.get("nonce"),
             )
             query = urlencode({"code": code, "state": params["state"]})
             return RedirectResponse(f"{params['redirect_uri']}?{query}", status_code=302)
@@ -113,7 +130,23 @@ class FakeProvider:
             grant.used = True
             access = secrets.token_urlsafe(16)
             self.tokens[access] = grant.profile
-            return {"access_token": access, "token_type": "bearer"}
+            if provider == "github":
+                return {"access_token": access, "token_type": "bearer"}
+            now = int(time.time())
+            claims = {
+                "iss": "https://accounts.google.com",
+                "aud": client_id,
+                "sub": str(grant.profile["id"]),
+                "email": grant.profile["email"],
+                "email_verified": grant.profile.get("verified", True),
+                "name": grant.profile.get("name"),
+                "iat": now,
+                "exp": now + 3600,
+                "nonce": grant.nonce,
+                **self.id_token_overrides,
+            }
+            id_token = google_id_token(claims, self.id_token_keys)
+            return {"access_token": access, "token_type": "bearer", "id_token": id_token}
 
         def profile_for(request: Request) -> dict[str, Any] | None:
             scheme, _, value = request.headers.get("authorization", "").partition(" ")
@@ -160,6 +193,10 @@ class FakeProvider:
         @app.post("/google/token")
         async def google_token(request: Request) -> Any:
             return await token("google", request)
+
+        @app.get("/google/certs")
+        def google_certs() -> Any:
+            return GOOGLE_KEYS.as_dict(private=False)
 
         @app.get("/google/userinfo")
         def google_userinfo(request: Request) -> Any:
@@ -210,6 +247,7 @@ def oauth_settings(base: str) -> dict[str, object]:
         "oauth_google_authorize_url": f"{base}/google/auth",
         "oauth_google_token_url": f"{base}/google/token",
         "oauth_google_userinfo_url": f"{base}/google/userinfo",
+        "oauth_google_jwks_url": f"{base}/google/certs",
     }
 
 
@@ -494,3 +532,29 @@ def test_oauth_sign_in_claims_anonymous_apps_and_respects_suspension(
     assert suspended.status_code == 403
     assert suspended.json()["error"]["code"] == "account_suspended"
     assert login_response(client, who["email"], PASSWORD).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "forgery",
+    [
+        {"aud": "someone-elses-client"},
+        {"iss": "https://accounts.example.test"},
+        {"nonce": "a nonce from another sign-in"},
+        {"exp": 1_000_000_000, "iat": 999_996_400},  # expired long ago
+        {"keys": "other"},  # signed by a key Google never published
+    ],
+    ids=["audience", "issuer", "nonce", "expired", "signature"],
+)
+def test_google_id_token_is_verified(
+    client: TestClient, provider: FakeProvider, forgery: dict[str, Any]
+) -> None:
+    overrides = {k: v for k, v in forgery.items() if k != "keys"}
+    provider.id_token_overrides = overrides
+    provider.id_token_keys = OTHER_KEYS if "keys" in forgery else GOOGLE_KEYS
+    try:
+        refused = round_trip(client, provider, profile(), "google")
+    finally:
+        provider.id_token_overrides, provider.id_token_keys = {}, GOOGLE_KEYS
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["code"] == "oauth_id_token_invalid"
+    assert round_trip(client, provider, profile(), "google").status_code == 200

@@ -173,6 +173,8 @@ class Settings(BaseSettings):
     oauth_google_authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
     oauth_google_token_url: str = "https://oauth2.googleapis.com/token"  # noqa: S105
     oauth_google_userinfo_url: str = "https://openidconnect.googleapis.com/v1/userinfo"
+    # Google's id_token signing keys (JWKS), fetched and cached to verify sign-ins.
+    oauth_google_jwks_url: str = "https://www.googleapis.com/oauth2/v3/certs"
     # Email verification, password reset and email change (docs/auth.md#email). Links in
     # the mails start with the public URL; tokens expire after these many seconds.
     public_url: str = "http://127.0.0.1:8000"
@@ -340,6 +342,7 @@ class Settings(BaseSettings):
         "oauth_google_authorize_url",
         "oauth_google_token_url",
         "oauth_google_userinfo_url",
+        "oauth_google_jwks_url",
     )
     @classmethod
     def _check_http_url(cls, value: str) -> str:

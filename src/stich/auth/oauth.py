@@ -10,6 +10,8 @@ The flow, and where each rule lives:
    It commits on its own, before the provider is called, so a failed exchange cannot
    be retried with the same state.
 3. The code is exchanged and the profile fetched over HTTP, outside any transaction.
+   Google's id_token is verified (signature against its published keys, issuer,
+   audience, expiry, nonce: :mod:`stich.auth.oidc`) and is what says who signed in.
 4. ``finish`` resolves by (provider, provider_id) first. An identity is attached to an
    existing account only when that account's signed-in user started the flow (link);
    a matching email alone never does (the original's account-takeover path).
@@ -29,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from stich.audit.service import AuditService, RequestMeta
 from stich.auth.models import OAuthState
+from stich.auth.oidc import id_token_refused, key_set_for, verify_id_token
 from stich.auth.principal import Principal
 from stich.auth.repository import AuthRepository
 from stich.auth.schemas import IdentityOut, OAuthResult, OAuthStartOut
@@ -56,6 +59,8 @@ class ProviderConfig:
     profile_url: str
     redirect_uri: str
     timeout: float
+    # Google: where its id_token signing keys are published.
+    jwks_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ class ConsumedState:
 
     provider: AuthProvider
     verifier: str
+    nonce: str
     link_user_id: str | None
     anonymous_owner_hash: str | None
     redirect_to: str | None
@@ -107,6 +113,7 @@ def provider_config(settings: Settings, provider: AuthProvider) -> ProviderConfi
             profile_url=settings.oauth_google_userinfo_url,
             redirect_uri=redirect_uri,
             timeout=timeout,
+            jwks_url=settings.oauth_google_jwks_url,
         )
     raise NotFound(
         f"sign-in with {provider.value} is not configured on this server",
@@ -135,8 +142,10 @@ def oidc_nonce(hasher: KeyedHasher, state: str) -> str:
 
 
 class ProviderClient:
-    def __init__(self, config: ProviderConfig) -> None:
+    def __init__(self, config: ProviderConfig, nonce: str | None = None) -> None:
         self.config = config
+        self.nonce = nonce  # the OIDC nonce this sign-in sent (Google)
+        self._id_claims: dict[str, Any] | None = None
 
     def exchange_code(self, code: str, verifier: str) -> str:
         form = {
@@ -154,7 +163,17 @@ class ProviderClient:
                 f"{self.config.provider.value} did not accept the authorization code",
                 code="oauth_code_rejected",
             )
+        if self.config.provider is AuthProvider.GOOGLE:
+            self._id_claims = self._verified_id_token(body.get("id_token"))
         return token
+
+    def _verified_id_token(self, id_token: object) -> dict[str, Any]:
+        if not isinstance(id_token, str) or not id_token or self.config.jwks_url is None:
+            raise id_token_refused()
+        keys = key_set_for(self.config.jwks_url, self.config.timeout)
+        return verify_id_token(
+            id_token, keys=keys, client_id=self.config.client_id, nonce=self.nonce
+        )
 
     def fetch_profile(self, access_token: str) -> ProviderProfile:
         headers = {"Authorization": f"Bearer {access_token}"}
@@ -184,14 +203,19 @@ class ProviderClient:
         )
 
     def _google_profile(self, headers: dict[str, str]) -> ProviderProfile:
+        """Who signed in is what the verified id_token says (the exchange checked it);
+        the userinfo endpoint only adds the name and picture, and must agree on ``sub``."""
+        claims = self._id_claims
+        if claims is None:
+            raise id_token_refused()
         info = self._call("GET", self.config.profile_url, headers=headers)
-        if not isinstance(info, dict) or not info.get("sub"):
+        if not isinstance(info, dict) or str(info.get("sub")) != str(claims["sub"]):
             raise _provider_error(self.config.provider)
         return ProviderProfile(
-            provider_id=str(info["sub"]),
-            email=_str_or_none(info.get("email")),
-            email_verified=info.get("email_verified") is True,
-            display_name=_str_or_none(info.get("name")),
+            provider_id=str(claims["sub"]),
+            email=_str_or_none(claims.get("email")),
+            email_verified=claims.get("email_verified") is True,
+            display_name=_str_or_none(claims.get("name")) or _str_or_none(info.get("name")),
             avatar_url=_str_or_none(info.get("picture")),
         )
 
@@ -306,6 +330,7 @@ class OAuthService:
         return ConsumedState(
             provider=row.provider,
             verifier=verifier,
+            nonce=oidc_nonce(self.hasher, state),
             link_user_id=row.link_user_id,
             anonymous_owner_hash=owner_hash if isinstance(owner_hash, str) else None,
             redirect_to=row.redirect_to,
