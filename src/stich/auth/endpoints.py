@@ -344,7 +344,7 @@ def oauth_callback(
         consumed = service.consume(state, utcnow())
     if error is not None or code is None:
         raise Invalid(f"{provider.value} did not authorise the sign-in", code="oauth_denied")
-    client = ProviderClient(service.config)
+    client = ProviderClient(service.config, nonce=consumed.nonce)
     profile = client.fetch_profile(client.exchange_code(code, consumed.verifier))
     now = utcnow()
     with ctx.write() as uow:
