@@ -17,11 +17,12 @@ from stich.auth.dependencies import SessionUser
 from stich.auth.email_schemas import (
     AcceptedOut,
     AddressIn,
+    ChangeTokenIn,
     EmailChangeIn,
     EmailStateOut,
     PasswordResetIn,
     PasswordResetOut,
-    TokenIn,
+    VerifyTokenIn,
 )
 from stich.auth.email_service import EmailFlows, Purpose, token_looks_right
 from stich.auth.endpoints import errors
@@ -29,7 +30,7 @@ from stich.auth.service import password_lock
 from stich.config import Settings
 from stich.crypto.passwords import passwords_for
 from stich.db.base import utcnow
-from stich.errors import Invalid
+from stich.errors import Unauthorized
 from stich.mail.sender import send_after_commit
 from stich.users.endpoints import refuse_wrong_password
 from stich.users.models import User
@@ -75,11 +76,11 @@ def request_verification(body: AddressIn, ctx: Context, settings: SettingsDep) -
 @router.post(
     "/auth/email/verify/confirm",
     response_model=EmailStateOut,
-    responses=errors(400, 422),
+    responses=errors(401, 422),
     tags=["auth"],
 )
-def confirm_verification(body: TokenIn, ctx: Context, settings: SettingsDep) -> EmailStateOut:
-    """Mark the address verified. Each link works once (400 ``email_token_used`` after),
+def confirm_verification(body: VerifyTokenIn, ctx: Context, settings: SettingsDep) -> EmailStateOut:
+    """Mark the address verified. Each link works once (401 ``email_token_used`` after),
     until it expires (``email_token_expired``); anything else is ``email_token_invalid``."""
     with ctx.write() as uow:
         return _state(
@@ -107,14 +108,14 @@ def forgot_password(body: AddressIn, ctx: Context, settings: SettingsDep) -> Acc
 @router.post(
     "/auth/password/reset",
     response_model=PasswordResetOut,
-    responses=errors(400, 422),
+    responses=errors(401, 422),
     tags=["auth"],
 )
 def reset_password(body: PasswordResetIn, ctx: Context, settings: SettingsDep) -> PasswordResetOut:
     """Set a new password with a reset link. Ends any lockout, marks the address verified,
     and revokes every session and API key of the account (they may be the intruder's)."""
     if not token_looks_right(Purpose.RESET_PASSWORD, body.token):
-        raise Invalid("this link is not valid", code="email_token_invalid")
+        raise Unauthorized("this link is not valid", code="email_token_invalid")
     new_hash = passwords_for(settings).hash(body.new_password)  # outside the transaction
     with ctx.write() as uow:
         done = email_flows(ctx, settings, uow.session).reset_password(
@@ -129,7 +130,7 @@ def reset_password(body: PasswordResetIn, ctx: Context, settings: SettingsDep) -
     "/me/email",
     status_code=202,
     response_model=AcceptedOut,
-    responses=errors(400, 401, 403, 422, 423),
+    responses=errors(401, 403, 409, 422, 423),
     tags=["me"],
 )
 def change_email(
@@ -157,10 +158,10 @@ def change_email(
 @router.post(
     "/auth/email/change/confirm",
     response_model=EmailStateOut,
-    responses=errors(400, 409, 422),
+    responses=errors(401, 409, 422),
     tags=["auth"],
 )
-def confirm_email_change(body: TokenIn, ctx: Context, settings: SettingsDep) -> EmailStateOut:
+def confirm_email_change(body: ChangeTokenIn, ctx: Context, settings: SettingsDep) -> EmailStateOut:
     """Use the link sent to the new address: the account's address becomes it (verified),
     and the old address is told. 409 ``email_taken`` if another account took it since."""
     with ctx.write() as uow:

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from stich.users.schemas import AnyPassword, Email, NewPassword
 from stich.validation import ONE_LINE
 
-# Long enough for any of our tokens; the prefix and length are checked by the service.
-EmailTokenField = Annotated[str, ONE_LINE, Field(min_length=1, max_length=200)]
+
+def _token(prefix: str, what: str) -> Any:
+    """A link's token as the server issues it; anything else is a 422."""
+    return Field(
+        min_length=len(prefix) + 20,
+        max_length=len(prefix) + 100,
+        pattern=rf"^{prefix}[A-Za-z0-9_-]+$",
+        description=f"the token of {what} (``{prefix}…``), from the link or the mail",
+    )
+
+
+VerifyToken = Annotated[str, _token("stich_sev_", "a verification link")]
+ResetToken = Annotated[str, _token("stich_spr_", "a password reset link")]
+ChangeToken = Annotated[str, _token("stich_sec_", "an email change link")]
 
 ACCEPTED_MESSAGE = (
     "If an account can use this address, a message is on its way. "
@@ -27,12 +39,16 @@ class AddressIn(_Input):
     email: Annotated[str, ONE_LINE, Field(min_length=1, max_length=320)]
 
 
-class TokenIn(_Input):
-    token: EmailTokenField
+class VerifyTokenIn(_Input):
+    token: VerifyToken
+
+
+class ChangeTokenIn(_Input):
+    token: ChangeToken
 
 
 class PasswordResetIn(_Input):
-    token: EmailTokenField
+    token: ResetToken
     new_password: NewPassword
 
 

@@ -25,7 +25,7 @@ from stich.auth.principal import Principal
 from stich.auth.repository import AuthRepository
 from stich.config import Settings
 from stich.crypto.tokens import KeyedHasher
-from stich.errors import Conflict, Invalid, NotFound, StichError
+from stich.errors import Conflict, NotFound, StichError, Unauthorized
 from stich.mail.message import OutgoingMail, Template
 from stich.users.models import User
 from stich.users.repository import UserRepository
@@ -176,7 +176,7 @@ class EmailFlows:
         """
         user = self._account(principal)
         if new_email == user.email:
-            raise Invalid("this is already the account's address", code="email_unchanged")
+            raise Conflict("this is already the account's address", code="email_unchanged")
         self.tokens.void(user.id, [Purpose.CHANGE_EMAIL], now)
         allowed = self._cooldown_passed(Purpose.CHANGE_EMAIL, new_email, now, self.policy.cooldown)
         if allowed and not self.users.email_taken(new_email):
@@ -198,7 +198,10 @@ class EmailFlows:
     # -- consuming ----------------------------------------------------------------------
 
     def _consume(self, purpose: EmailTokenPurpose, token: str, now: datetime) -> tuple[User, str]:
-        """The account and address of a usable token, now spent; else a 400 saying why."""
+        """The account and address of a usable token, now spent; else a 401 saying why.
+
+        401 as for a refresh token: the link is a one-time credential for the mailbox.
+        """
         if not token_looks_right(purpose, token):
             raise _invalid_token()
         digest = self.hasher.token_hash(token)
@@ -219,8 +222,8 @@ class EmailFlows:
         if row is None:
             return _invalid_token()
         if row.used_at is not None:
-            return Invalid("this link was already used", code="email_token_used")
-        return Invalid(
+            return Unauthorized("this link was already used", code="email_token_used")
+        return Unauthorized(
             "this link has expired or was replaced by a newer one; ask for a new one",
             code="email_token_expired",
         )
@@ -305,9 +308,9 @@ class EmailFlows:
     def _account(self, principal: Principal) -> User:
         user = self.users.by_id(principal.user_id or "")
         if user is None or not _usable(user):
-            raise Invalid("this account cannot change its address", code="account_unavailable")
+            raise Unauthorized("this account cannot sign in", code="account_unavailable")
         return user
 
 
-def _invalid_token() -> Invalid:
-    return Invalid("this link is not valid", code="email_token_invalid")
+def _invalid_token() -> Unauthorized:
+    return Unauthorized("this link is not valid", code="email_token_invalid")
