@@ -12,6 +12,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import make_url
@@ -32,7 +33,7 @@ def one_line(result: subprocess.CompletedProcess[str], exit_code: int = 1) -> st
     return lines[0]
 
 
-def pg_url(**parts: object) -> str:
+def pg_url(**parts: Any) -> str:
     return make_url(POSTGRES_URL).set(**parts).render_as_string(hide_password=False)
 
 

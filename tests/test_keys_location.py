@@ -15,10 +15,14 @@ from sqlalchemy import make_url
 
 from stich.api.app import create_app
 from stich.bench.http import _wait_ready
+from stich.cli.errors import CliFailure
+from stich.cli.startup import check_startup
 from stich.config import Settings, load_settings, local_keys_dir
 from stich.db import Database
 from stich.db.local_cluster import free_ports
 from tests.auth_support import FAST_ARGON2, register
+from tests.conftest import TEST_SERVER_KEY
+from tests.factories import make_user
 
 VALUE = "sk-test-" + "v" * 30
 
@@ -36,11 +40,10 @@ def places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]
     return first, second
 
 
-def keyless_settings(database_url: str) -> Settings:
+def keyless_settings(database_url: str, **overrides: object) -> Settings:
     """No STICH_SERVER_KEY, no STICH_SECRETS_KEYS, no key files: local keys are generated."""
-    return load_settings(
-        database_url=database_url, env="test", embedded_worker="off", **FAST_ARGON2
-    )
+    values = {"database_url": database_url, "env": "test", "embedded_worker": "off"}
+    return load_settings(**{**values, **FAST_ARGON2, **overrides})
 
 
 def test_sqlite_keys_sit_beside_the_database_whatever_the_cwd(
@@ -130,3 +133,68 @@ def test_a_server_started_elsewhere_accepts_tokens_issued_before(
         process.terminate()
         process.wait(timeout=30)
     assert not (elsewhere / ".stich").exists()
+
+
+# --- a key file that is missing while the database holds what it made ---------------------
+
+
+def test_start_up_refuses_to_generate_a_server_key_over_live_sessions(
+    db: Database, database_url: str, places: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here, _ = places
+    monkeypatch.chdir(here)
+    make_user(db)  # a live session, issued under some key
+    settings = keyless_settings(database_url)
+    with pytest.raises(CliFailure) as refused:
+        check_startup(settings, migrate_first=False)
+    assert refused.value.exit_code == 2
+    line = str(refused.value)
+    assert f"no server key at {settings.server_key_path()}" in line
+    assert "holds 1 sessions and API keys" in line
+    assert "earlier versions" not in line
+    assert not settings.server_key_path().exists()
+
+
+def test_the_refusal_points_at_keys_left_in_the_cwd_by_earlier_versions(
+    db: Database, database_url: str, places: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here, _ = places
+    monkeypatch.chdir(here)
+    (here / ".stich").mkdir()
+    (here / ".stich" / "server.key").write_text("k" * 64)
+    make_user(db)
+    settings = keyless_settings(database_url)
+    with pytest.raises(CliFailure) as refused:
+        check_startup(settings, migrate_first=False)
+    expected = f"earlier versions kept keys in {here / '.stich'}: move its key files to "
+    assert expected + str(settings.local_keys_dir()) in str(refused.value)
+
+
+def test_start_up_refuses_to_generate_a_key_ring_over_stored_secrets(
+    client: TestClient,
+    db: Database,
+    database_url: str,
+    places: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(places[0])
+    user = make_user(db)
+    body = {"provider": "openai", "display_name": "key", "value": VALUE}
+    assert client.post("/api/secrets", json=body, headers=user.headers).status_code == 201
+    settings = keyless_settings(database_url, server_key=TEST_SERVER_KEY)
+    with pytest.raises(CliFailure) as refused:
+        check_startup(settings, migrate_first=False)
+    assert f"no key ring at {settings.secrets_keys_path()}" in str(refused.value)
+    assert "holds 1 secrets" in str(refused.value)
+    assert not settings.secrets_keys_path().exists()
+
+
+def test_start_up_on_a_fresh_database_generates_both_keys_in_place(
+    db: Database, database_url: str, places: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(places[1])
+    settings = keyless_settings(database_url)
+    check_startup(settings, migrate_first=False)
+    assert settings.server_key_path().exists()
+    assert settings.secrets_keys_path().exists()
+    assert settings.server_key_path().parent == settings.local_keys_dir()
