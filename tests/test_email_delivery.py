@@ -21,13 +21,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from stich.api.app import create_app
+from stich.cli.common import state
+from stich.cli.main import app as cli
 from stich.config import Settings, SettingsError
 from stich.db import Database
 from stich.mail.sender import mailer_for
 from stich.mail.transport import parse_smtp_url
 from tests.auth_support import auth_settings, register
+from tests.conftest import TEST_SERVER_KEY
 from tests.email_support import Inbox, delivered, free_port, smtp_server, token_in
 
 
@@ -203,3 +207,27 @@ def test_a_mail_that_cannot_even_be_queued_fails_no_request(
     account = register(client)  # 201: the account exists, committed before the handover
     forgot = client.post("/api/auth/password/forgot", json={"email": account.email})
     assert forgot.status_code == 202
+
+
+def test_stich_mail_outbox_lists_and_shows_messages(
+    client: TestClient, settings: Settings, tmp_path: Path, database_url: str
+) -> None:
+    account = register(client)
+    delivered(settings)
+    state._settings = None  # a fresh invocation reads its own environment
+    env = {
+        "STICH_SERVER_KEY": TEST_SERVER_KEY,
+        "STICH_ENV": "test",
+        "STICH_DATABASE_URL": database_url,
+        "STICH_MAIL_OUTBOX_DIR": str(tmp_path / "outbox"),
+    }
+    listed = CliRunner().invoke(cli, ["mail", "outbox"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert "1 message(s)" in listed.output and account.email in listed.output
+    state._settings = None
+    shown = CliRunner().invoke(cli, ["mail", "outbox", "--last"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert f"{settings.public_url}/verify-email#token=stich_sev_" in shown.output
+    state._settings = None
+    missing = CliRunner().invoke(cli, ["mail", "outbox", "../server.key"], env=env)
+    assert missing.exit_code != 0
