@@ -10,16 +10,24 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import make_url
 
 from stich.db.local_cluster import free_ports
 from tests.cli_support import run_stich
-from tests.conftest import POSTGRES_URL, TEST_KEY_RING
+from tests.conftest import (
+    POSTGRES_URL,
+    TEST_KEY_RING,
+    _libpq,
+    create_pg_database,
+    drop_pg_database,
+)
 
 STICH = (sys.executable, "-m", "stich.cli")
 
@@ -176,3 +184,39 @@ def _run(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProce
         timeout=120,
         check=False,
     )
+
+
+@pytest.fixture
+def bare_role(postgres: None) -> Iterator[str]:
+    """A role that may log in and nothing more (cluster-wide, so dropped after)."""
+    name = f"stich_bare_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(_libpq(POSTGRES_URL), autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{name}" LOGIN')
+    yield name
+    with psycopg.connect(_libpq(POSTGRES_URL), autocommit=True) as conn:
+        conn.execute(f'DROP OWNED BY "{name}"')
+        conn.execute(f'DROP ROLE "{name}"')
+
+
+def test_a_role_without_table_privileges_says_grant_them(
+    postgres_database: str, bare_role: str, tmp_path: Path
+) -> None:
+    url = make_url(postgres_database).set(username=bare_role).render_as_string(False)
+    line = one_line(run_stich("--database-url", url, "auth", "cleanup", cwd=tmp_path))
+    assert "the database role lacks a privilege this needs" in line
+
+
+def test_a_role_refused_connect_on_the_database_says_grant_connect(
+    bare_role: str, tmp_path: Path
+) -> None:
+    url = create_pg_database("stich_noconnect")
+    try:
+        name = make_url(url).database
+        with psycopg.connect(_libpq(url), autocommit=True) as conn:
+            conn.execute(f'REVOKE CONNECT ON DATABASE "{name}" FROM PUBLIC')
+        as_role = make_url(url).set(username=bare_role).render_as_string(False)
+        line = one_line(run_stich("--database-url", as_role, "db", "current", cwd=tmp_path))
+        assert f"the role '{bare_role}' may not connect to the database '{name}'" in line
+        assert "GRANT CONNECT" in line
+    finally:
+        drop_pg_database(url)

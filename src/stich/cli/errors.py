@@ -37,7 +37,7 @@ class CliFailure(Exception):
 
 
 EXPLAINED: tuple[type[BaseException], ...] = (
-    DBAPIError,
+    SQLAlchemyError,  # DBAPIError and the rest (a pool timeout, say)
     sqlite3.Error,
     psycopg.Error,
     OSError,
@@ -55,7 +55,7 @@ def explain(exc: BaseException, database_url: str | None) -> str:
         return _os_error(exc)
     if isinstance(exc, CommandError):  # alembic: e.g. a revision it cannot find
         return f"migration failed: {_first_line(exc)}"
-    return f"{_first_line(exc)}; {DEBUG_HINT}"
+    return f"database error ({type(exc).__name__}): {_first_line(exc)}; {DEBUG_HINT}"
 
 
 def _database(orig: BaseException, database_url: str | None) -> str:
