@@ -72,10 +72,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     install_input_contract(app)  # before the routers: they copy its URL check
     app.add_middleware(RequestMiddleware)
     app.include_router(health.router)
-    api = APIRouter(prefix="/api")
+    # Each router straight onto the app (not through an /api router): a nested include
+    # is matched level by level on every request (docs/benchmarks.md, HTTP).
     for router in API_ROUTERS:
-        api.include_router(router)
-    app.include_router(api)
+        app.include_router(router, prefix="/api")
     install_observability(app, settings, database)  # /metrics, Sentry, OpenTelemetry
     if settings.studio_enabled:
         from stich.studio import mount_studio  # sqladmin is imported only when wanted
