@@ -129,7 +129,13 @@ class EmailFlows:
         self._issue(user, Purpose.VERIFY_EMAIL, user.email, now)
 
     def request_for_address(
-        self, purpose: EmailTokenPurpose, raw_email: str, now: datetime, *, by_operator: bool
+        self,
+        purpose: EmailTokenPurpose,
+        raw_email: str,
+        now: datetime,
+        *,
+        by_operator: bool,
+        actor: Principal | None = None,
     ) -> bool:
         """A verification or reset link for whoever owns the address, if anyone does.
 
@@ -158,7 +164,7 @@ class EmailFlows:
         )
         self.audit.record(
             action,
-            actor=None,
+            actor=actor,
             subject_user_id=user.id if user is not None else None,
             resource_type="user" if user is not None else None,
             resource_id=user.id if user is not None else None,

@@ -25,10 +25,14 @@ from stich.apps.schemas import Deployment, StatusChange
 from stich.apps.service import AppService, app_not_found
 from stich.audit.models import AuditLog
 from stich.audit.service import AuditService, RequestMeta
+from stich.auth.email_service import EmailFlows, Purpose
 from stich.auth.principal import Principal
 from stich.config import Settings
+from stich.crypto.tokens import KeyedHasher
 from stich.db import Database
+from stich.db.base import utcnow
 from stich.errors import Conflict, Invalid, NotFound
+from stich.mail.sender import send_after_commit
 from stich.studio.repository import StudioRepository
 from stich.users.service import UserService
 
@@ -73,6 +77,7 @@ class UserState:
     role: str
     is_suspended: bool
     deleted: bool
+    email_verified: bool = False
 
 
 class StudioEdits:
@@ -85,6 +90,7 @@ class StudioEdits:
         self.meta = meta
         self.admin = admin
         self.retention = timedelta(days=settings.app_retention_days)
+        self.settings = settings
 
     # -- apps ------------------------------------------------------------------------
 
@@ -158,7 +164,26 @@ class StudioEdits:
                 role=user.role.value,
                 is_suspended=user.is_suspended,
                 deleted=user.deleted_at is not None,
+                email_verified=user.email_verified,
             )
+
+    def resend_verification(self, user_id: str) -> str:
+        """A new verification link to the account's address (issue 15), sent after commit."""
+        hasher = KeyedHasher(self.settings.server_key_bytes())
+        with self.database.write() as uow:
+            user = StudioRepository(uow.session).account(user_id)
+            if user is None or user.deleted_at is not None:
+                raise NotFound("no such user", code="user_not_found")
+            if user.email_verified:
+                raise Conflict("this address is already verified", code="email_verified")
+            flows = EmailFlows.for_settings(uow.session, self.meta, hasher, self.settings)
+            sent = flows.request_for_address(
+                Purpose.VERIFY_EMAIL, user.email, utcnow(), by_operator=True, actor=self.admin
+            )
+        if not sent:
+            raise Conflict("this account cannot sign in; nothing was sent", code="not_sent")
+        send_after_commit(self.settings, flows.outgoing)
+        return "Verification link sent."
 
     def set_suspended(self, user_id: str, suspended: bool) -> str:
         if suspended and user_id == self.admin.user_id:

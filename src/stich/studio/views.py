@@ -150,6 +150,7 @@ class UserView(StudioView, model=User):
         "display_name",
         "role",
         "is_suspended",
+        "email_verified",
         "is_active",
         "created_at",
         "deleted_at",
@@ -175,6 +176,9 @@ class UserView(StudioView, model=User):
         user_id = request.path_params["pk"]
         if request.method == "POST":
             form = await _checked_form(request, admin)
+            if form.get("resend_verification") == "true":
+                await _run_edit(request, edits.resend_verification, user_id)
+                return RedirectResponse(request.url, status_code=303)
             suspended = _choice_bool(form.get("suspended"))
             await _run_edit(request, edits.set_suspended, user_id, suspended)
             return RedirectResponse(request.url, status_code=303)
