@@ -158,3 +158,21 @@ def test_operator_commands(
     assert done.status_code == 200
     missing = stich(database_url, port, "users", "send-reset", "nobody@example.test")
     assert missing.exit_code != 0
+
+
+def test_one_client_may_ask_for_so_many_mails_whatever_the_addresses(
+    db: Database, settings: Settings
+) -> None:
+    with client_with(db, settings, email_client_max_requests=3) as client:
+        account = register(client)
+        answers = [
+            client.post("/api/auth/password/forgot", json={"email": account.email}),
+            client.post("/api/auth/password/forgot", json={"email": "nobody@example.test"}),
+            client.post("/api/auth/email/verify/request", json={"email": "else@example.test"}),
+        ]
+        assert [a.status_code for a in answers] == [202, 202, 202]
+        for email in (account.email, "nobody@example.test"):
+            refused = client.post("/api/auth/password/forgot", json={"email": email})
+            assert refused.status_code == 429
+            assert refused.json()["error"]["code"] == "too_many_mail_requests"
+            assert int(refused.headers["Retry-After"]) > 0

@@ -186,6 +186,10 @@ class Settings(BaseSettings):
     require_verified_email: Literal["never", "publish", "always"] = "never"
     # One verification / reset / change mail per address and purpose within this window.
     email_cooldown_seconds: int = Field(default=60, ge=0, le=86400)
+    # And at most this many such requests per client address (IPv6: /64) per window,
+    # whatever the addresses (429 beyond); in each server process's memory.
+    email_client_max_requests: int = Field(default=20, ge=1, le=100_000)
+    email_client_window_seconds: int = Field(default=3600, ge=1, le=86400)
     # Mail delivery: smtp://user:pass@host:587?starttls=true or smtps://host:465. Unset,
     # messages are written as .eml files into the outbox directory instead.
     smtp_url: SecretStr | None = None

@@ -27,6 +27,7 @@ from stich.auth.email_schemas import (
 from stich.auth.email_service import EmailFlows, Purpose, token_looks_right
 from stich.auth.endpoints import errors
 from stich.auth.service import password_lock
+from stich.auth.throttle import MailRequestThrottle, mail_request_throttle
 from stich.config import Settings
 from stich.crypto.passwords import passwords_for
 from stich.db.base import utcnow
@@ -39,6 +40,7 @@ from stich.users.service import UserService
 router = APIRouter()
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+MailThrottle = Annotated[MailRequestThrottle, Depends(mail_request_throttle)]
 
 
 def email_flows(ctx: RequestContext, settings: Settings, session: Session) -> EmailFlows:
@@ -60,15 +62,18 @@ def _request(purpose: Purpose, body: AddressIn, ctx: RequestContext, settings: S
     "/auth/email/verify/request",
     status_code=202,
     response_model=AcceptedOut,
-    responses=errors(422),
+    responses=errors(422, 429),
     tags=["auth"],
 )
-def request_verification(body: AddressIn, ctx: Context, settings: SettingsDep) -> AcceptedOut:
+def request_verification(
+    body: AddressIn, ctx: Context, settings: SettingsDep, throttle: MailThrottle
+) -> AcceptedOut:
     """Send a new verification link to the address, if an unverified account has it.
 
     The answer is the same for every address. One mail per address per
     ``STICH_EMAIL_COOLDOWN_SECONDS``; a new link replaces the older one.
     """
+    throttle.take(ctx.client_ip)
     _request(Purpose.VERIFY_EMAIL, body, ctx, settings)
     return AcceptedOut()
 
@@ -92,15 +97,18 @@ def confirm_verification(body: VerifyTokenIn, ctx: Context, settings: SettingsDe
     "/auth/password/forgot",
     status_code=202,
     response_model=AcceptedOut,
-    responses=errors(422),
+    responses=errors(422, 429),
     tags=["auth"],
 )
-def forgot_password(body: AddressIn, ctx: Context, settings: SettingsDep) -> AcceptedOut:
+def forgot_password(
+    body: AddressIn, ctx: Context, settings: SettingsDep, throttle: MailThrottle
+) -> AcceptedOut:
     """Send a password reset link to the address, if an account has it.
 
     Always 202 with the same body: known and unknown addresses do the same work here, and
     the mail is built and sent later, off the request.
     """
+    throttle.take(ctx.client_ip)
     _request(Purpose.RESET_PASSWORD, body, ctx, settings)
     return AcceptedOut()
 
@@ -130,15 +138,20 @@ def reset_password(body: PasswordResetIn, ctx: Context, settings: SettingsDep) -
     "/me/email",
     status_code=202,
     response_model=AcceptedOut,
-    responses=errors(401, 403, 409, 422, 423),
+    responses=errors(401, 403, 409, 422, 423, 429),
     tags=["me"],
 )
 def change_email(
-    body: EmailChangeIn, principal: SessionUser, ctx: Context, settings: SettingsDep
+    body: EmailChangeIn,
+    principal: SessionUser,
+    ctx: Context,
+    settings: SettingsDep,
+    throttle: MailThrottle,
 ) -> AcceptedOut:
     """Ask to change the account's address: a link goes to the new address, a notice to
     the current one, and the address changes only when the link is used. An address that
     another account has is answered the same way (it just receives no link)."""
+    throttle.take(ctx.client_ip)
     with ctx.read_fresh() as uow:
         user = UserService(uow.session).me(principal)
         current_hash, locked = user.password_hash, password_lock(user, utcnow())

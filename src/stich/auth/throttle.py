@@ -150,3 +150,44 @@ def client_throttle(request: Request) -> ClientThrottle:
             throttle = ClientThrottle(store, state.hasher)
             state.login_client_throttle = throttle
         return throttle
+
+
+class MailRequestThrottle:
+    """Requests that send mail (verification, reset, email change), per client network.
+
+    Each request counts, whatever the address, so one client cannot walk through many
+    addresses; the answer is the same for every address, so it reveals nothing.
+    """
+
+    def __init__(self, store: FailureStore, hasher: KeyedHasher) -> None:
+        self.store = store
+        self.hasher = hasher
+
+    def take(self, client_ip: str | None) -> None:
+        """Count one request, or refuse it (429, Retry-After) beyond the budget."""
+        key = self.hasher.hash(client_network(client_ip), purpose="mail-client")
+        wait = self.store.retry_after(key)
+        if wait is not None:
+            seconds = max(1, math.ceil(wait))
+            raise RateLimited(
+                "too many requests for mail from this address; try again later",
+                code="too_many_mail_requests",
+                details={"retry_after": seconds},
+                headers={"Retry-After": str(seconds)},
+            )
+        self.store.add_failure(key)
+
+
+def mail_request_throttle(request: Request) -> MailRequestThrottle:
+    """The application's mail-request throttle (a dependency), made on first use."""
+    state = request.app.state
+    with _attach_lock:
+        throttle: MailRequestThrottle | None = getattr(state, "mail_request_throttle", None)
+        if throttle is None:
+            settings: Settings = state.settings
+            store = MemoryFailureStore(
+                settings.email_client_max_requests, settings.email_client_window_seconds
+            )
+            throttle = MailRequestThrottle(store, state.hasher)
+            state.mail_request_throttle = throttle
+        return throttle
