@@ -27,6 +27,7 @@ that retry.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from stich.db.errors import (
     is_read_only_violation,
     translate_integrity_error,
 )
-from stich.db.faults import WriteHealth
+from stich.db.faults import Fault, WriteHealth, retry_later
 from stich.db.instrumentation import ReadRouteEvent, instrument_engine, record_read_route
 from stich.db.replicas import ReplicaSet, is_replica_failure
 from stich.db.routing import PRIMARY, Bookmark, ReadRoute, ReadRouter, later, sqlite_bookmark
@@ -88,6 +89,8 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.backend = settings.backend
+        # Re-entrant: a nested write in one thread fails on SQLite's lock as it always did.
+        self._sqlite_writer = threading.RLock() if self.backend == "sqlite" else None
         if self.backend == "sqlite":
             self.primary = create_sqlite_engine(
                 settings.url, busy_timeout_ms=settings.sqlite_busy_timeout_ms
@@ -156,6 +159,31 @@ class Database:
         Conflict / NotFound / Invalid; a busy, full or read-only database as RetryLater
         (see stich.db.faults); any exception rolls everything back.
         """
+        with self._writer_turn():
+            yield from self._write()
+
+    @contextmanager
+    def _writer_turn(self) -> Iterator[None]:
+        """On SQLite, one writer of this process at a time, the others queued here.
+
+        SQLite allows one writer per file; a writer that finds it taken waits in SQLite's
+        busy handler, which polls with growing sleeps (up to 100 ms), so under contention
+        the tail grew long and unfair. Queued on a lock, the next writer of this process
+        starts the moment the last one ends; only one writer per process contends for the
+        file. Waiting longer than the busy timeout is the same 503 as SQLITE_BUSY.
+        """
+        lock = self._sqlite_writer
+        if lock is None:
+            yield
+            return
+        if not lock.acquire(timeout=self.settings.sqlite_busy_timeout_ms / 1000):
+            raise retry_later(Fault.BUSY)
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _write(self) -> Iterator[UnitOfWork]:
         session = self._sessions(bind=self._write_bind)
         uow = UnitOfWork(session=session, mode="write")
         try:
