@@ -22,6 +22,8 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from stich.apps.models import App, AppStatus, Visibility
 from stich.apps.query import AppRow
@@ -58,8 +60,11 @@ def _check_json_object(value: Any, *, what: str, max_bytes: int) -> Any:
     a string or number the JSON columns cannot store alike (see stich.validation)."""
     if not isinstance(value, dict):
         return value  # the model's own validation says "must be an object"
+    # Depth and size have their own error types: rules a JSON Schema cannot state
+    # compactly, so a client (and the fuzz test) can tell them from a malformed value.
     if _json_depth(value) > MAX_BLUEPRINT_DEPTH:
-        raise ValueError(f"{what} is nested more than {MAX_BLUEPRINT_DEPTH} levels deep")
+        message = f"{what} is nested more than {MAX_BLUEPRINT_DEPTH} levels deep"
+        raise PydanticCustomError("json_too_deep", message)
     try:
         check_json(value)
     except ValueError as exc:
@@ -69,7 +74,9 @@ def _check_json_object(value: Any, *, what: str, max_bytes: int) -> Any:
     except (TypeError, ValueError):
         raise ValueError(f"{what} must be plain JSON") from None
     if size > max_bytes:
-        raise ValueError(f"{what} is {size} bytes; the limit is {max_bytes}")
+        raise PydanticCustomError(
+            "json_too_large", f"{what} is {size} bytes; the limit is {max_bytes}"
+        )
     return value
 
 
@@ -128,9 +135,11 @@ class AppCreate(BaseModel):
 class AppUpdate(BaseModel):
     """Editable fields; only the ones sent change (``null`` clears an optional field)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The document says what the validator below enforces: something to change, and a
+    # title that is changed, never cleared.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
-    title: Title | None = None
+    title: Title | SkipJsonSchema[None] = None
     description: Description | None = None
     icon: Icon | None = None
     original_prompt: Prompt | None = None
@@ -181,7 +190,14 @@ class Deployment(BaseModel):
 class StatusChange(BaseModel):
     """Move an app to ``status``; moving to ``deployed`` needs the deployment."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "if": {"properties": {"status": {"const": AppStatus.DEPLOYED.value}}},
+            "then": {"required": ["deployment"], "properties": {"deployment": {"type": "object"}}},
+            "else": {"properties": {"deployment": {"type": "null"}}},
+        },
+    )
 
     status: AppStatus
     deployment: Deployment | None = None
@@ -226,8 +242,12 @@ class TransferRequest(BaseModel):
 class BulkStatusRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[AppId] = Field(min_length=1, max_length=MAX_BULK_IDS)
-    status: AppStatus
+    ids: list[AppId] = Field(
+        min_length=1, max_length=MAX_BULK_IDS, json_schema_extra={"uniqueItems": True}
+    )
+    status: AppStatus = Field(
+        json_schema_extra={"enum": [s.value for s in AppStatus if s is not AppStatus.DEPLOYED]}
+    )
 
     @model_validator(mode="after")
     def _valid_batch(self) -> BulkStatusRequest:

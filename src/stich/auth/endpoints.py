@@ -30,6 +30,7 @@ from stich.auth.schemas import (
     IdentityList,
     IdentityOut,
     LoginIn,
+    OAuthLinkIn,
     OAuthResult,
     OAuthStartIn,
     OAuthStartOut,
@@ -310,12 +311,10 @@ def oauth_link(
     principal: SessionUser,
     ctx: Context,
     settings: SettingsDep,
-    body: OAuthStartIn | None = None,
+    body: OAuthLinkIn | None = None,
 ) -> OAuthStartOut:
     """Begin linking a provider account to the signed-in account."""
-    body = body or OAuthStartIn()
-    if body.anonymous_token is not None:
-        raise Invalid("anonymous_token belongs to sign-in, not linking", code="invalid_request")
+    body = body or OAuthLinkIn()
     with ctx.write() as uow:
         return _oauth(ctx, settings, uow.session, provider).start(
             now=utcnow(),

@@ -135,6 +135,12 @@ class OAuthStartIn(_Input):
     anonymous_token: AnonymousTokenField = None
 
 
+class OAuthLinkIn(_Input):
+    """Linking keeps the signed-in account: no anonymous token to claim apps from."""
+
+    redirect_to: Annotated[str, _LOCAL_PATH, Field(max_length=2048)] | None = None
+
+
 class OAuthStartOut(BaseModel):
     authorization_url: str
     state: str

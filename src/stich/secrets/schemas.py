@@ -17,6 +17,7 @@ from pydantic import (
     field_serializer,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from stich.secrets.models import SecretType
 from stich.validation import MULTI_LINE, MULTI_LINE_PATTERN, NONBLANK_LINE
@@ -73,11 +74,13 @@ class SecretCreate(BaseModel):
 class SecretUpdate(BaseModel):
     """Change any of these; ``expires_at: null`` removes the expiry."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Published as the validator below enforces it: at least one field, nulls only for
+    # expires_at.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
-    display_name: DisplayName | None = None
-    value: SecretValue | None = None
-    is_active: bool | None = None
+    display_name: DisplayName | SkipJsonSchema[None] = None
+    value: SecretValue | SkipJsonSchema[None] = None
+    is_active: bool | SkipJsonSchema[None] = None
     expires_at: AwareDatetime | None = None
 
     @model_validator(mode="after")

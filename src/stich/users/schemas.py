@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from stich.crypto.passwords import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 from stich.users.models import AuthProvider, Role, Theme, User
@@ -103,11 +104,13 @@ def check_preferences(value: Any) -> Any:
     if not isinstance(value, dict):
         return value  # the type's own validation says "must be an object"
     if _depth(value) > PREFERENCES_MAX_DEPTH:
-        raise ValueError(f"must nest at most {PREFERENCES_MAX_DEPTH} levels deep")
+        message = f"must nest at most {PREFERENCES_MAX_DEPTH} levels deep"
+        raise PydanticCustomError("json_too_deep", message)
     check_json(value)
     size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
     if size > PREFERENCES_MAX_BYTES:
-        raise ValueError(f"must be at most {PREFERENCES_MAX_BYTES} bytes as JSON")
+        message = f"must be at most {PREFERENCES_MAX_BYTES} bytes as JSON"
+        raise PydanticCustomError("json_too_large", message)
     return value
 
 
