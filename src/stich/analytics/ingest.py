@@ -160,7 +160,8 @@ class ViewIngestRepository:
 
     def _run(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
         result = self.connection.exec_driver_sql(sql, _rows_param(self.dialect, rows))
-        return list(result) if result.returns_rows else []
+        # fetchall: one driver call for the batch (iterating a result fetches row by row).
+        return list(result.fetchall()) if result.returns_rows else []
 
     def insert_views(self, views: Sequence[NewView]) -> set[WindowKey]:
         """Insert the views of apps in the public feed; the keys of those that were new."""

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 
 from sqlalchemy.orm import Session
 
@@ -302,6 +303,7 @@ def _first_of_day(repo: ViewIngestRepository, inserted: set[WindowKey]) -> set[W
     return set(first.values())
 
 
+@lru_cache(maxsize=1024)  # a batch has a handful of windows, looked up thousands of times
 def _day_of(window: int) -> date:
     return datetime.fromtimestamp(window, UTC).date()
 
