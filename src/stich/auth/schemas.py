@@ -35,7 +35,8 @@ class _Input(BaseModel):
 
 class LoginIn(_Input):
     # Not validated as an address: a malformed email is simply an unknown one, answered
-    # exactly like a wrong password.
+    # exactly like a wrong password. Control characters are refused (422) for the shape
+    # alone, as everywhere (stich.validation), which reveals nothing about accounts.
     email: Annotated[str, ONE_LINE, Field(min_length=1, max_length=320)]
     password: AnyPassword
     anonymous_token: AnonymousTokenField = None
