@@ -20,6 +20,7 @@ from stich.api.context import RequestContext
 from stich.api.deps import Context
 from stich.api.errors import error_responses
 from stich.api.inputs import AppIdPath
+from stich.api.responses import model_response
 from stich.apps.models import AppStatus, Visibility
 from stich.apps.query import (
     DEFAULT_LIMIT,
@@ -154,7 +155,7 @@ def create_app(body: AppCreate, ctx: Context, principal: AnyPrincipal) -> AppOwn
 )
 def get_app(
     app_id: AppIdPath, request: Request, ctx: Context, principal: OptionalPrincipal
-) -> AppPublic | AppOwner:
+) -> Response:
     # Anonymous browsing of public apps may use any replica; a principal's own apps read
     # fresh (or at its bookmark), so a just-made change is never missing.
     with ctx.read(fallback="fast" if principal is None else "fresh") as uow:
@@ -163,7 +164,7 @@ def get_app(
     # as in the original; private apps and bots are not counted. The view is queued and
     # counted in a batch later: this request stays a read (a replica can serve it).
     queue_view(request, ctx, principal, app_id, referrer=request.headers.get("referer"))
-    return shown
+    return model_response(shown)  # AppOut, serialized once (the hottest read)
 
 
 @router.patch(
