@@ -1,8 +1,10 @@
-"""Stich Studio in a real browser: headless Chromium (Debian's chromium and chromium-driver,
-installed by `make browser`) driven by Selenium against the API served by uvicorn on
-loopback. An admin signs in, opens the apps table, changes an app's visibility, and the
-change and its audit entry are then visible through the API; a non-admin is refused; no
-credential column or value reaches the pages."""
+"""Stich Studio and the API docs in a real browser: headless Chromium (Debian's chromium
+and chromium-driver, installed by `make browser`) driven by Selenium against the API
+served by uvicorn on loopback, with every other host unreachable. An admin signs in,
+opens the apps table, changes an app's visibility, and the change and its audit entry
+are then visible through the API; a non-admin is refused; no credential column or value
+reaches the pages. /docs renders offline, and a token given to "Authorize" is used by
+"Try it out"."""
 
 from __future__ import annotations
 
@@ -67,6 +69,9 @@ def browser() -> Iterator[WebDriver]:
         "--disable-dev-shm-usage",
         "--disable-gpu",
         "--window-size=1400,1000",
+        # The network is cut: every host name but loopback fails to resolve, so a page
+        # that needs a CDN (or any outside host) cannot load it.
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     ):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -179,3 +184,49 @@ def test_admin_changes_visibility_in_the_browser(
             assert secret not in shown
         for name in SENSITIVE_COLUMN_NAMES:
             assert name not in shown, name
+
+
+def test_api_docs_work_offline_and_authorize(browser: WebDriver, db: Database, settings: Settings):
+    user = make_user(db)
+    token = user.headers["Authorization"].removeprefix("Bearer ")
+    wait = WebDriverWait(browser, 30)
+
+    with served(create_app(settings, db)) as base:
+        browser.get(f"{base}/docs")
+        click_when_ready = expected_conditions.element_to_be_clickable
+        wait.until(click_when_ready((By.CSS_SELECTOR, ".auth-wrapper .btn.authorize")))
+        # Everything the page loaded came from the app itself.
+        loaded = browser.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name)"
+        )
+        assert loaded and all(url.startswith(base) for url in loaded), loaded
+        assert "Stich" in browser.find_element(By.CSS_SELECTOR, ".info .title").text
+
+        # Authorize with a session token ...
+        click(browser, By.CSS_SELECTOR, ".auth-wrapper .btn.authorize")
+        field = wait.until(
+            expected_conditions.visibility_of_element_located(
+                (By.CSS_SELECTOR, ".modal-ux input[type=text]")
+            )
+        )
+        field.send_keys(token)
+        click(browser, By.CSS_SELECTOR, ".modal-ux .auth-btn-wrapper .authorize")
+        click(browser, By.CSS_SELECTOR, ".modal-ux .btn-done")
+
+        # ... and "Try it out" on GET /api/me sends it.
+        operation = "#operations-me-get_me_api_me_get"
+        click(browser, By.CSS_SELECTOR, f"{operation} .opblock-summary-control")
+        wait.until(click_when_ready((By.CSS_SELECTOR, f"{operation} .try-out__btn")))
+        click(browser, By.CSS_SELECTOR, f"{operation} .try-out__btn")
+        wait.until(click_when_ready((By.CSS_SELECTOR, f"{operation} .execute")))
+        click(browser, By.CSS_SELECTOR, f"{operation} .execute")
+        status = (
+            By.CSS_SELECTOR,
+            f"{operation} .live-responses-table .response .response-col_status",
+        )
+        wait.until(expected_conditions.visibility_of_element_located(status))
+        assert browser.find_element(*status).text.strip() == "200"
+
+        browser.get(f"{base}/redoc")
+        wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "h1")))
+        assert "Stich" in browser.find_element(By.CSS_SELECTOR, "h1").text

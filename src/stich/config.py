@@ -26,6 +26,10 @@ from sqlalchemy.exc import ArgumentError
 SERVER_KEY_BYTES = 32
 VAULT_KEY_BYTES = 32
 DEFAULT_DATABASE_URL = "sqlite:///./stich.db"
+# A browser origin: scheme, host and maybe a port; no path (what an Origin header holds).
+_ORIGIN = re.compile(
+    r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
+)
 
 
 class Environment(StrEnum):
@@ -122,6 +126,8 @@ class Settings(BaseSettings):
     web_concurrency: int = Field(default=1, ge=1, le=64)
     # Forwarding headers (X-Forwarded-For) are believed only from these proxy addresses.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Browser origins (scheme://host[:port], or "*") allowed to call the API (CORS); none.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
     pool_size: int = Field(default=5, ge=1, le=200)
     # Read replicas (PostgreSQL). A replica is skipped while it lags beyond BOTH limits
@@ -295,10 +301,19 @@ class Settings(BaseSettings):
     def _split_replicas(cls, value: Any) -> Any:
         return _split_list(value)
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "cors_origins", mode="before")
     @classmethod
     def _split_proxies(cls, value: Any) -> Any:
         return _split_list(value)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_cors_origins(cls, value: list[str]) -> list[str]:
+        origins = [entry.rstrip("/") for entry in value]  # as browsers send Origin
+        for entry in origins:
+            if entry != "*" and not _ORIGIN.fullmatch(entry):
+                raise ValueError(f"{entry!r} is not an origin such as https://app.example.com")
+        return origins
 
     @field_validator("trusted_proxies")
     @classmethod

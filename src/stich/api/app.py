@@ -10,14 +10,15 @@ from fastapi import APIRouter, FastAPI
 from stich import __version__
 from stich.analytics import endpoints as analytics_endpoints
 from stich.api import health
+from stich.api.docs import install_docs
 from stich.api.errors import install_error_handlers
 from stich.api.inputs import install_input_contract
-from stich.api.middleware import RequestMiddleware
+from stich.api.middleware import RequestMiddleware, install_cors
 from stich.apps import endpoints as apps_endpoints
 from stich.audit import endpoints as audit_endpoints
 from stich.auth import email_endpoints
 from stich.auth import endpoints as auth_endpoints
-from stich.config import Settings, load_settings
+from stich.config import Environment, Settings, load_settings
 from stich.crypto.tokens import KeyedHasher
 from stich.db import Database
 from stich.gallery import endpoints as gallery_endpoints
@@ -63,6 +64,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         version=__version__,
         description="Data layer of an AI app-generation platform.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs from local assets, not a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.database = database
@@ -70,7 +73,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.view_queue = background.view_queue
     install_error_handlers(app)
     install_input_contract(app)  # before the routers: they copy its URL check
-    app.add_middleware(RequestMiddleware)
+    app.add_middleware(RequestMiddleware, statements_header=settings.env is Environment.DEVELOPMENT)
     app.include_router(health.router)
     # Each router straight onto the app (not through an /api router): a nested include
     # is matched level by level on every request (docs/benchmarks.md, HTTP).
@@ -81,4 +84,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         from stich.studio import mount_studio  # sqladmin is imported only when wanted
 
         mount_studio(app, settings, database)
+    install_docs(app)
+    install_cors(app, settings.cors_origins)  # last: the outermost middleware
     return app

@@ -27,11 +27,15 @@ class Readiness(BaseModel):
     revision: list[str]
 
 
+# HEAD too (load balancers probe with it), kept out of the document: a HEAD answer has
+# no body to describe.
+@router.head("/healthz", include_in_schema=False)
 @router.get("/healthz", response_model=Health, summary="The process is up")
 def healthz() -> Health:
     return Health(status="ok", version=__version__)
 
 
+@router.head("/readyz", include_in_schema=False)
 @router.get(
     "/readyz",
     response_model=Readiness,

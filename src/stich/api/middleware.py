@@ -9,7 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
+from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stich.api.context import BOOKMARK_HEADER, REQUEST_ID_HEADER, RequestState, valid_request_id
@@ -27,11 +29,46 @@ def new_request_id() -> str:
 
 
 _REQUEST_ID_KEY = REQUEST_ID_HEADER.lower().encode()
+STATEMENTS_HEADER = "X-Stich-Statements"
+# What a browser on another origin may send and read (CORS): the bookmark is read from
+# one response and sent back on the next, the request id is for support.
+CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", BOOKMARK_HEADER, REQUEST_ID_HEADER]
+CORS_EXPOSED_HEADERS = [
+    BOOKMARK_HEADER,
+    REQUEST_ID_HEADER,
+    "Retry-After",
+    "RateLimit",
+    "RateLimit-Policy",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+]
+
+
+def install_cors(app: Starlette, origins: list[str]) -> None:
+    """CORS for STICH_CORS_ORIGINS; nothing at all (no cost) when none are set. Add it
+    last, so it is the outermost middleware: preflights are answered before any limit,
+    and refusals (401, 429) still carry the headers a browser needs to read them."""
+    if not origins:
+        return
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=CORS_REQUEST_HEADERS,
+        expose_headers=CORS_EXPOSED_HEADERS,
+        # Credentials travel in the Authorization header, never in cookies.
+        allow_credentials=False,
+        max_age=600,
+    )
 
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, statements_header: bool = False) -> None:
         self.app = app
+        # X-Stich-Statements tells how much SQL a request ran: a development aid only,
+        # since in production it tells an attacker which requests are costly.
+        self.statements_header = statements_header
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,8 +96,8 @@ class RequestMiddleware:
                     headers[BOOKMARK_HEADER] = state.bookmark_out.encode()
                 if state.served_by:
                     headers["X-Stich-Served-By"] = state.served_by
-                # Statement count of this request: lets tests and operators spot N+1 queries.
-                headers["X-Stich-Statements"] = str(stats.statements)
+                if self.statements_header:  # spots N+1 queries while developing
+                    headers[STATEMENTS_HEADER] = str(stats.statements)
             await send(message)
 
         with track_queries() as stats:
