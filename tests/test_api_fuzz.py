@@ -2,7 +2,9 @@
 
 Every operation registered on the app (each domain's router adds its own), with positive
 and negative examples, on both backends, signed in as an ordinary user so that
-authenticated endpoints get past the 401. Each case runs all of schemathesis's checks:
+authenticated endpoints get past the 401 (except the coverage case that leaves out the
+Bearer credentials a secured operation requires: it is sent without them, and must be a
+401). Each case runs all of schemathesis's checks:
 no 5xx, status codes, content types, headers and bodies as documented, schema-valid
 requests accepted and schema-invalid ones refused. Two phases, as ``schemathesis run``
 has them: random fuzzing (Hypothesis) and the deterministic coverage phase (boundary
