@@ -104,6 +104,8 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: object) -> Set
         "server_key_file": tmp_path / "server.key",
         # No maintenance schedule in the background of tests; they run jobs themselves.
         "embedded_worker": "off",
+        # Tests make bursts no client would; tests/test_rate_limits.py turns limits on.
+        "rate_limit_enabled": False,
     }
     values.update(overrides)
     return load_settings(**values)

@@ -240,6 +240,29 @@ class Settings(BaseSettings):
     # feed_ranking_refresh_seconds); 0 turns the schedule off.
     maintenance_interval_seconds: int = Field(default=3600, ge=0, le=7 * 86400)
 
+    # --- rate limits and request limits (docs/operations.md#rate-limits-and-request-limits) ---
+    # Budgets in the notation of the `limits` library ("10/hour", "3/2 seconds"), each
+    # counted per client address (IPv6: per /64) and, where a credential is sent, per
+    # credential. In-process by default (each server process counts alone); with
+    # redis://... every process and host shares one count.
+    rate_limit_enabled: bool = True
+    rate_limit_url: str | None = None
+    rate_limit_prefix: str = Field(default="stich-rate", min_length=1, max_length=100)
+    rate_limit_strategy: Literal["moving-window", "fixed-window", "sliding-window-counter"] = (
+        "moving-window"
+    )
+    rate_limit_signup: str = "20/hour"
+    rate_limit_signin: str = "30/15 minutes"
+    rate_limit_signin_email: str = "10/15 minutes"  # per submitted email (keyed hash)
+    rate_limit_refresh: str = "120/hour"
+    rate_limit_password: str = "10/hour"
+    rate_limit_write: str = "120/minute"
+    rate_limit_view: str = "120/minute"
+    rate_limit_feed: str = "300/minute"
+    # Larger bodies are refused (413) before they are read; longer query strings (414).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    max_query_string_bytes: int = Field(default=4096, ge=256, le=1024 * 1024)
+
     # --- operations (docs/operations.md) ---
     # Stich Studio, the admin UI: mounted at /admin in the API app when enabled (and
     # served alone by `stich studio`). A sign-in lasts this many hours at most.
@@ -283,6 +306,30 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL (or unset)")
         return value or None
+
+    @field_validator("rate_limit_url")
+    @classmethod
+    def _check_rate_limit_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "memory://")):
+            raise ValueError("must be a redis://, rediss:// or memory:// URL (or unset)")
+        return value or None
+
+    @field_validator(
+        "rate_limit_signup",
+        "rate_limit_signin",
+        "rate_limit_signin_email",
+        "rate_limit_refresh",
+        "rate_limit_password",
+        "rate_limit_write",
+        "rate_limit_view",
+        "rate_limit_feed",
+    )
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        from limits import parse  # the library's own notation, checked at start
+
+        parse(value)  # ValueError names what is wrong
+        return value
 
     @field_validator("view_dedup_window_seconds")
     @classmethod

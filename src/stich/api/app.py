@@ -14,6 +14,8 @@ from stich.api.docs import install_docs
 from stich.api.errors import install_error_handlers
 from stich.api.inputs import install_input_contract
 from stich.api.middleware import RequestMiddleware, install_cors
+from stich.api.ratelimit import RateLimitMiddleware
+from stich.api.request_limits import RequestLimitsMiddleware
 from stich.apps import endpoints as apps_endpoints
 from stich.audit import endpoints as audit_endpoints
 from stich.auth import email_endpoints
@@ -73,6 +75,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.view_queue = background.view_queue
     install_error_handlers(app)
     install_input_contract(app)  # before the routers: they copy its URL check
+    if settings.rate_limit_enabled:  # inside the request-limits, which bound what it reads
+        app.add_middleware(RateLimitMiddleware, settings=settings, hasher=hasher)
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_query_string_bytes=settings.max_query_string_bytes,
+    )
     app.add_middleware(RequestMiddleware, statements_header=settings.env is Environment.DEVELOPMENT)
     app.include_router(health.router)
     # Each router straight onto the app (not through an /api router): a nested include

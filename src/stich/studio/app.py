@@ -18,6 +18,7 @@ from starlette.responses import RedirectResponse
 from starlette.routing import Route
 
 from stich.api.middleware import RequestMiddleware
+from stich.api.request_limits import request_guards
 from stich.config import Settings
 from stich.crypto.tokens import KeyedHasher
 from stich.db import Database
@@ -67,7 +68,7 @@ def create_studio_app(settings: Settings, database: Database | None = None) -> S
 
     app = Starlette(
         routes=[Route("/", to_studio)],
-        middleware=[Middleware(RequestMiddleware)],
+        middleware=[Middleware(RequestMiddleware), *request_guards(settings)],
         lifespan=lifespan,
     )
     mount_studio(app, settings, db)
