@@ -84,3 +84,26 @@ def test_the_docs_pages_use_only_assets_the_app_serves(client: TestClient, page:
         if kind is not None:
             assert kind in asset.headers["content-type"], url
         assert len(asset.content) > 0
+
+
+def test_rate_limits_and_the_body_bound_are_documented(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    for method, path, budget in (
+        ("post", "/api/auth/login", "signin"),
+        ("post", "/api/apps", "write"),
+        ("post", "/api/apps/{app_id}/views", "view"),
+        ("get", "/api/apps/public", "feed"),
+    ):
+        operation = _operation(doc, method, path)
+        refused = operation["responses"]["429"]
+        assert {"Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} <= set(
+            refused["headers"]
+        )
+        assert refused["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorOut")
+        assert f"`{budget}` budget" in operation["description"]
+        ok = next(r for status, r in operation["responses"].items() if status.startswith("2"))
+        assert "RateLimit-Remaining" in ok["headers"]
+    # Reads other than the feed are not limited, and say nothing of it.
+    assert "429" not in _operation(doc, "get", "/api/me")["responses"]
+    assert "413" in _operation(doc, "post", "/api/apps")["responses"]
+    assert "413" not in _operation(doc, "get", "/api/me")["responses"]

@@ -11,7 +11,10 @@ The OpenAPI document is completed here, with no cost per request:
   principal and optional (``[{bearer: []}, {}]``) on those that only use one when sent,
   so "Authorize" in Swagger UI works with a session token or an API key;
 - the optional ``X-Stich-Bookmark`` request header (and its 400 ``invalid_bookmark``) on
-  every operation that takes a request context, and the response header on its 2xx.
+  every operation that takes a request context, and the response header on its 2xx;
+- on each operation the rate limiter counts (:func:`stich.api.ratelimit.classify`), its
+  budget, the ``RateLimit-*`` headers and the 429 with ``Retry-After``; and the 413 of a
+  body past ``STICH_MAX_BODY_BYTES`` on every operation that takes a body.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from starlette.responses import HTMLResponse
 
 from stich.api.context import BOOKMARK_HEADER
 from stich.api.deps import get_context
+from stich.api.ratelimit import classify
 from stich.auth.dependencies import principal_dependency, require_principal, require_user
 
 ASSETS_DIR = Path(fastapi_offline.__file__).parent / "static"
@@ -69,6 +73,12 @@ BOOKMARK_RESPONSE_HEADER: dict[str, Any] = {
     "schema": {"type": "string"},
 }
 ERROR_REF = {"$ref": "#/components/schemas/ErrorOut"}
+_INTEGER = {"schema": {"type": "integer", "minimum": 0}}
+RATE_LIMIT_HEADERS: dict[str, Any] = {
+    "RateLimit-Limit": {"description": "Requests allowed in the window.", **_INTEGER},
+    "RateLimit-Remaining": {"description": "Requests left in the window.", **_INTEGER},
+    "RateLimit-Reset": {"description": "Seconds until the window frees up.", **_INTEGER},
+}
 
 
 def install_docs(app: FastAPI) -> None:
@@ -130,23 +140,47 @@ def _document_http_surface(app: FastAPI, schema: dict[str, Any]) -> None:
                 operation["security"] = [{SCHEME: []}, {}]  # credentials are optional
             if get_context in calls:
                 _document_bookmark(operation)
+            budget = classify(method, route.path_format)
+            if budget is not None:
+                _document_rate_limit(operation, str(budget))
+            if "requestBody" in operation:
+                _document_error(operation, "413", "The body is larger than the server accepts.")
 
 
 def _document_bookmark(operation: dict[str, Any]) -> None:
     parameters = operation.setdefault("parameters", [])
     if not any(p.get("name") == BOOKMARK_HEADER for p in parameters):
         parameters.append(dict(BOOKMARK_PARAMETER))
-    responses = operation.setdefault("responses", {})
-    responses.setdefault(
-        "400",
-        {
-            "description": "A malformed request header (`invalid_bookmark`).",
-            "content": {"application/json": {"schema": ERROR_REF}},
-        },
-    )
-    for status, response in responses.items():
+    _document_error(operation, "400", "A malformed request header (`invalid_bookmark`).")
+    for status, response in operation["responses"].items():
         if status.startswith("2"):
             response.setdefault("headers", {})[BOOKMARK_HEADER] = BOOKMARK_RESPONSE_HEADER
+
+
+def _document_rate_limit(operation: dict[str, Any], budget: str) -> None:
+    setting = f"STICH_RATE_LIMIT_{budget.upper()}"
+    operation["description"] = (
+        operation.get("description", "")
+        + f"\n\nRate limited: the `{budget}` budget (`{setting}`), per client and credential."
+    ).strip()
+    responses = operation.setdefault("responses", {})
+    for status, response in responses.items():
+        if status.startswith("2"):
+            response.setdefault("headers", {}).update(RATE_LIMIT_HEADERS)
+    responses["429"] = {
+        "description": f"Too many requests: the `{budget}` budget is spent (`rate_limited`).",
+        "headers": {
+            "Retry-After": {"description": "Seconds to wait before trying again.", **_INTEGER},
+            **RATE_LIMIT_HEADERS,
+        },
+        "content": {"application/json": {"schema": ERROR_REF}},
+    }
+
+
+def _document_error(operation: dict[str, Any], status: str, description: str) -> None:
+    operation.setdefault("responses", {}).setdefault(
+        status, {"description": description, "content": {"application/json": {"schema": ERROR_REF}}}
+    )
 
 
 def _api_routes(app: FastAPI) -> Iterator[Any]:
