@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 
 from stich.api.app import create_app
+from stich.api.ratelimit import classify
 from stich.config import Settings
 from stich.db import Database
 from tests.auth_support import FAST_ARGON2, PASSWORD, bearer, register, unique_email
@@ -30,7 +31,13 @@ RATE_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
 
 
 def limited_settings(database_url: str, tmp_path: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = {**FAST_ARGON2, "rate_limit_enabled": True, **overrides}
+    # The exact strategy, so counts can be asserted; the default is tested on its own.
+    values: dict[str, object] = {
+        **FAST_ARGON2,
+        "rate_limit_enabled": True,
+        "rate_limit_strategy": "moving-window",
+        **overrides,
+    }
     return make_settings(database_url, tmp_path, **values)
 
 
@@ -227,8 +234,55 @@ def test_two_servers_sharing_redis_enforce_one_budget(
     assert alone.get("/api/apps/public").headers["RateLimit-Remaining"] == "2"
 
 
+@pytest.mark.parametrize("store", ["in-process", "redis"])
+def test_the_default_strategy_refuses_a_burst_and_serves_again_after_the_window(
+    limited: Callable[..., TestClient], request: pytest.FixtureRequest, store: str
+) -> None:
+    overrides: dict[str, object] = {
+        "rate_limit_strategy": Settings.model_fields["rate_limit_strategy"].default,
+        "rate_limit_feed": WINDOW,
+    }
+    if store == "redis":
+        overrides |= {
+            "rate_limit_url": REDIS_URL,
+            "rate_limit_prefix": request.getfixturevalue("redis_prefix"),
+        }
+    client = limited(**overrides)
+    # Approximate across a window edge, so only: a burst of 10 is refused in part.
+    refused = [
+        r for r in (client.get("/api/apps/public") for _ in range(10)) if r.status_code == 429
+    ]
+    assert refused
+    assert_refused(refused[0], "feed")
+    wait_for_window()
+    assert client.get("/api/apps/public").status_code == 200
+
+
 def test_an_unreachable_store_serves_rather_than_refuses(
     limited: Callable[..., TestClient],
 ) -> None:
     client = limited(rate_limit_url="redis://127.0.0.1:1/0", rate_limit_feed="1/hour")
     assert [client.get("/api/apps/public").status_code for _ in range(3)] == [200] * 3
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "budget"),
+    [
+        ("POST", "/api/auth/register", "signup"),
+        ("POST", "/api/auth/login", "signin"),
+        ("POST", "/admin/login", "signin"),
+        ("POST", "/api/me/password", "password"),
+        ("POST", "/api/apps/abc/views", "view"),
+        ("POST", "/api/apps/abc/fork", "write"),
+        ("DELETE", "/api/apps/abc/star", "write"),
+        ("GET", "/api/apps/public", "feed"),
+        ("GET", "/api/apps/abc", None),
+        ("GET", "/healthz", None),
+        ("OPTIONS", "/api/apps", None),  # CORS preflights are not counted
+        ("POST", "/admin/app/manage/abc", None),  # Studio edits need a signed-in admin
+    ],
+)
+def test_requests_are_classified_by_method_and_path(
+    method: str, path: str, budget: str | None
+) -> None:
+    assert classify(method, path) == budget

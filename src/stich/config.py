@@ -248,14 +248,16 @@ class Settings(BaseSettings):
     rate_limit_enabled: bool = True
     rate_limit_url: str | None = None
     rate_limit_prefix: str = Field(default="stich-rate", min_length=1, max_length=100)
+    # The sliding-window counter keeps two counters per client (the in-process moving
+    # window keeps a list per client it has ever seen); moving-window is exact.
     rate_limit_strategy: Literal["moving-window", "fixed-window", "sliding-window-counter"] = (
-        "moving-window"
+        "sliding-window-counter"
     )
     rate_limit_signup: str = "20/hour"
     rate_limit_signin: str = "30/15 minutes"
     rate_limit_signin_email: str = "10/15 minutes"  # per submitted email (keyed hash)
     rate_limit_refresh: str = "120/hour"
-    rate_limit_password: str = "10/hour"
+    rate_limit_password: str = "10/hour"  # noqa: S105 (a budget, not a password)
     rate_limit_write: str = "120/minute"
     rate_limit_view: str = "120/minute"
     rate_limit_feed: str = "300/minute"

@@ -2,7 +2,7 @@
 
 A pure ASGI middleware classifies each request by method and path into one budget
 (sign-up, sign-in, refresh, password, write, view, feed) and counts it with the `limits`
-library (moving window by default) against keyed hashes, never raw addresses or tokens:
+library (sliding-window counter by default) against keyed hashes, never raw addresses or tokens:
 
 - the client: its address as :func:`stich.api.context.client_ip` sees it (so
   ``STICH_TRUSTED_PROXIES`` applies), an IPv6 client by its /64;
@@ -213,14 +213,18 @@ class RateLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        budget = classify(scope["method"], scope["path"])
+        path: str = scope["path"]
+        root_path: str = scope.get("root_path", "")
+        if root_path and path.startswith(root_path):  # behind a proxy's path prefix
+            path = path[len(root_path) :]
+        budget = classify(scope["method"], path)
         if budget is None:
             await self.app(scope, receive, send)
             return
         email = None
         if budget is Budget.SIGNIN:
             body, receive = await _buffered(receive)
-            email = _submitted_email(scope["path"], body)
+            email = _submitted_email(path, body)
         try:
             verdict = await self.store.check(self._counts(scope, budget, email))
         except Exception as exc:  # the store is down: serve rather than refuse everyone
