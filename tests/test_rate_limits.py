@@ -20,6 +20,7 @@ from stich.api.app import create_app
 from stich.api.ratelimit import classify
 from stich.config import Settings
 from stich.db import Database
+from stich.studio import create_studio_app
 from tests.auth_support import FAST_ARGON2, PASSWORD, bearer, register, unique_email
 from tests.conftest import make_settings
 from tests.ops_support import make_account
@@ -197,6 +198,19 @@ def test_the_studio_sign_in_is_limited(limited: Callable[..., TestClient], db: D
     answers = [client.post("/admin/login", data=form) for _ in range(4)]
     assert [r.status_code for r in answers[:3]] == [400] * 3
     assert_refused(answers[3], "signin")
+
+
+def test_the_studio_served_alone_is_limited_too(
+    db: Database, database_url: str, tmp_path: Path
+) -> None:
+    settings = limited_settings(database_url, tmp_path, rate_limit_signin=WINDOW)
+    with TestClient(create_studio_app(settings, db), raise_server_exceptions=False) as studio:
+        form = {"username": unique_email(), "password": "wrong password"}
+        answers = [studio.post("/admin/login", data=form) for _ in range(4)]
+        assert [r.status_code for r in answers[:3]] == [400] * 3
+        assert_refused(answers[3], "signin")
+        big = studio.post("/admin/login", data={"username": "x" * (2 * 1024 * 1024)})
+        assert big.status_code == 413
 
 
 @pytest.fixture
