@@ -57,7 +57,7 @@ def get_principal(request: Request, ctx: Context) -> Principal | None:
     if token is None:
         return None
     kind = token_kind(token)
-    requirement = request.app.state.settings.require_verified_email
+    requirement = ctx.db.settings.require_verified_email
     if kind is TokenKind.ANONYMOUS:
         anonymous = _anonymous_principal(ctx, token)
         # No address at all: it cannot publish while addresses must be verified to.
