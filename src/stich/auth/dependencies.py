@@ -57,7 +57,11 @@ def get_principal(request: Request, ctx: Context) -> Principal | None:
     if token is None:
         return None
     kind = token_kind(token)
-    requirement = ctx.db.settings.require_verified_email
+    # The app's settings (an app may run with its own over a shared Database); a request
+    # built outside an app (the bench) has the database's.
+    app = request.scope.get("app")
+    settings = app.state.settings if app is not None else ctx.db.settings
+    requirement = settings.require_verified_email
     if kind is TokenKind.ANONYMOUS:
         anonymous = _anonymous_principal(ctx, token)
         # No address at all: it cannot publish while addresses must be verified to.
