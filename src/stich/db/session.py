@@ -27,10 +27,10 @@ that retry.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, cast
 
 import structlog
@@ -45,10 +45,11 @@ from stich.db.errors import (
     is_read_only_violation,
     translate_integrity_error,
 )
-from stich.db.faults import Fault, WriteHealth, retry_later
+from stich.db.faults import WriteHealth
 from stich.db.instrumentation import ReadRouteEvent, instrument_engine, record_read_route
 from stich.db.replicas import ReplicaSet, is_replica_failure
 from stich.db.routing import PRIMARY, Bookmark, ReadRoute, ReadRouter, later, sqlite_bookmark
+from stich.db.writer_lock import SqliteWriterLock
 from stich.errors import Invalid
 
 Consistency = Literal["fast", "fresh"] | str
@@ -89,8 +90,11 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.backend = settings.backend
-        # Re-entrant: a nested write in one thread fails on SQLite's lock as it always did.
-        self._sqlite_writer = threading.RLock() if self.backend == "sqlite" else None
+        self._sqlite_writer = (
+            SqliteWriterLock(_sqlite_file(settings), settings.sqlite_busy_timeout_ms / 1000)
+            if self.backend == "sqlite"
+            else None
+        )
         if self.backend == "sqlite":
             self.primary = create_sqlite_engine(
                 settings.url, busy_timeout_ms=settings.sqlite_busy_timeout_ms
@@ -150,6 +154,8 @@ class Database:
             self.replicas.stop()
         for engine in self.engines:
             engine.dispose()
+        if self._sqlite_writer is not None:
+            self._sqlite_writer.close()
 
     @contextmanager
     def write(self) -> Iterator[UnitOfWork]:
@@ -164,24 +170,12 @@ class Database:
 
     @contextmanager
     def _writer_turn(self) -> Iterator[None]:
-        """On SQLite, one writer of this process at a time, the others queued here.
-
-        SQLite allows one writer per file; a writer that finds it taken waits in SQLite's
-        busy handler, which polls with growing sleeps (up to 100 ms), so under contention
-        the tail grew long and unfair. Queued on a lock, the next writer of this process
-        starts the moment the last one ends; only one writer per process contends for the
-        file. Waiting longer than the busy timeout is the same 503 as SQLITE_BUSY.
-        """
-        lock = self._sqlite_writer
-        if lock is None:
+        """On SQLite, writers take turns before touching the file (db/writer_lock.py)."""
+        if self._sqlite_writer is None:
             yield
             return
-        if not lock.acquire(timeout=self.settings.sqlite_busy_timeout_ms / 1000):
-            raise retry_later(Fault.BUSY)
-        try:
+        with self._sqlite_writer.turn():
             yield
-        finally:
-            lock.release()
 
     def _write(self) -> Iterator[UnitOfWork]:
         session = self._sessions(bind=self._write_bind)
@@ -352,3 +346,11 @@ def _fail_over(session: Session, uow: UnitOfWork, exc: DBAPIError) -> Connection
     session.bind = connection
     uow.served_by = uow._route.served_by
     return connection
+
+
+def _sqlite_file(settings: Settings) -> Path | None:
+    """The SQLite database file, or None for an in-memory database."""
+    database = settings.url.database
+    if not database or database == ":memory:" or database.startswith("file::memory:"):
+        return None
+    return Path(database).resolve()
