@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import make_url, text
 
@@ -181,3 +182,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         counts = {o: n for (b, o), n in _backend_outcomes.items() if b == name}
         summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items())) or "none"
         terminalreporter.write_line(f"{name}: {summary}")
+
+
+def redis_client_or_skip(url: str) -> redis.Redis:
+    """A client of the Redis at ``url``; skip the test if none answers (fail under CI)."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        if IN_CI:
+            pytest.fail(f"Redis at {url} is not answering under CI=true: {exc}")
+        pytest.skip(f"Redis is not available at {url}")
+    return client

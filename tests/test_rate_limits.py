@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from fastapi.testclient import TestClient
 from httpx import Response
 
@@ -22,7 +21,7 @@ from stich.config import Settings
 from stich.db import Database
 from stich.studio import create_studio_app
 from tests.auth_support import FAST_ARGON2, PASSWORD, bearer, register, unique_email
-from tests.conftest import make_settings
+from tests.conftest import make_settings, redis_client_or_skip
 from tests.ops_support import make_account
 
 REDIS_URL = os.environ.get("STICH_TEST_RATE_LIMIT_REDIS_URL", "redis://127.0.0.1:6379/12")
@@ -215,13 +214,7 @@ def test_the_studio_served_alone_is_limited_too(
 
 @pytest.fixture
 def redis_prefix() -> Iterator[str]:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        if IN_CI:
-            pytest.fail(f"Redis at {REDIS_URL} is not answering under CI=true: {exc}")
-        pytest.skip(f"Redis is not available at {REDIS_URL}")
+    client = redis_client_or_skip(REDIS_URL)
     prefix = f"stich-test-rate:{uuid.uuid4().hex}"
     yield prefix
     for key in client.scan_iter(f"{prefix}:*"):

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
@@ -28,7 +27,7 @@ from stich.apps.models import App
 from stich.config import Settings
 from stich.crypto.tokens import KeyedHasher
 from stich.db import Database
-from tests.conftest import IN_CI, TEST_SERVER_KEY, make_settings
+from tests.conftest import TEST_SERVER_KEY, make_settings, redis_client_or_skip
 from tests.factories import make_user
 from tests.gallery_support import make_app
 
@@ -119,13 +118,7 @@ def test_a_full_buffer_sheds_views_not_requests(db: Database, tmp_path: Path) ->
 
 @pytest.fixture
 def redis_settings(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        if IN_CI:
-            pytest.fail(f"Redis at {REDIS_URL} is not answering under CI=true: {exc}")
-        pytest.skip(f"Redis is not available at {REDIS_URL}")
+    client = redis_client_or_skip(REDIS_URL)
     stream = f"stich-test:{uuid.uuid4().hex}"
     yield make_settings(
         settings.database_url,
