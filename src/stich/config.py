@@ -129,7 +129,8 @@ class Settings(BaseSettings):
     # Browser origins (scheme://host[:port], or "*") allowed to call the API (CORS); none.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
-    pool_size: int = Field(default=5, ge=1, le=200)
+    # Connections per PostgreSQL pool, kept open (no overflow): the most a process uses at once.
+    pool_size: int = Field(default=15, ge=1, le=200)
     # Read replicas (PostgreSQL). A replica is skipped while it lags beyond BOTH limits
     # (GitLab's defaults); a read with a bookmark waits this long for a replica to catch
     # up before it goes to the primary.

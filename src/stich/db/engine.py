@@ -104,7 +104,7 @@ PING_AFTER_IDLE_SECONDS = 2.0
 def create_postgres_engine(
     url: str | URL,
     *,
-    pool_size: int = 5,
+    pool_size: int = 15,
     application_name: str = "stich",
     read_only: bool = False,
 ) -> Engine:
@@ -131,8 +131,11 @@ def create_postgres_engine(
         options["isolation_level"] = "AUTOCOMMIT"
     engine = create_engine(
         url,
+        # No overflow: an overflow connection is closed when returned, so under steady
+        # concurrency every request past the pool opened (forked) a new backend; a pool of
+        # the same bound kept open serves them without that (detail 414 -> 704 req/s).
         pool_size=pool_size,
-        max_overflow=pool_size * 2,
+        max_overflow=0,
         pool_pre_ping=False,
         pool_recycle=1800,
         connect_args=connect_args,

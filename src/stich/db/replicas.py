@@ -93,7 +93,7 @@ class Replica:
         self.engine: Engine = create_engine(
             url,
             pool_size=settings.pool_size,
-            max_overflow=settings.pool_size * 2,
+            max_overflow=0,  # kept open, as the primary's (see create_postgres_engine)
             pool_pre_ping=True,  # a replica restarted since: reconnect at checkout
             pool_recycle=1800,
             connect_args={
