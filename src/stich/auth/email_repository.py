@@ -6,20 +6,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from stich.analytics.sql import insert_for
 from stich.auth.models import EmailCooldown, EmailToken, EmailTokenPurpose
 
 
 class EmailTokenRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
-
-    def _insert(self, model: type[Any]) -> Any:
-        if self.session.get_bind().dialect.name == "postgresql":
-            return postgresql.insert(model)
-        return sqlite.insert(model)
 
     def issue(
         self,
@@ -93,7 +88,9 @@ class EmailTokenRepository:
         An upsert whose update only applies after the cooldown, so concurrent requests
         for one address let at most one mail through per period.
         """
-        statement = self._insert(EmailCooldown).values(key_hash=key_hash, last_sent_at=now)
+        statement: Any = insert_for(self.session, EmailCooldown).values(
+            key_hash=key_hash, last_sent_at=now
+        )
         statement = statement.on_conflict_do_update(
             index_elements=["key_hash"],
             set_={"last_sent_at": now},

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, CursorResult, Result, delete, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from stich.analytics.sql import insert_for
 from stich.apps.models import App
 from stich.auth.models import (
     AnonymousOwner,
@@ -61,13 +61,6 @@ def _active_key(now: datetime) -> ColumnElement[bool]:
 class AuthRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
-
-    # -- insert helper that works on both backends ------------------------------------
-
-    def _insert(self, model: type[Any]) -> Any:
-        if self.session.get_bind().dialect.name == "postgresql":
-            return postgresql.insert(model)
-        return sqlite.insert(model)
 
     # -- authentication lookups --------------------------------------------------------
 
@@ -284,7 +277,7 @@ class AuthRepository:
 
     def record_anonymous(self, owner_hash: str, now: datetime) -> None:
         self.session.execute(
-            self._insert(AnonymousOwner)
+            insert_for(self.session, AnonymousOwner)
             .values(owner_hash=owner_hash, created_at=now)
             .on_conflict_do_nothing(index_elements=["owner_hash"])
         )
@@ -301,7 +294,7 @@ class AuthRepository:
         An upsert whose update only applies while ``claimed_at IS NULL``: concurrent
         claims serialise on the row and exactly one sees it unclaimed.
         """
-        statement = self._insert(AnonymousOwner).values(
+        statement: Any = insert_for(self.session, AnonymousOwner).values(
             owner_hash=owner_hash, created_at=now, claimed_at=now, claimed_by_user_id=user_id
         )
         statement = statement.on_conflict_do_update(
@@ -327,7 +320,7 @@ class AuthRepository:
         return self.session.get(LoginThrottle, email_hash)
 
     def count_unknown_failure(self, email_hash: str, now: datetime) -> int:
-        statement = self._insert(LoginThrottle).values(
+        statement: Any = insert_for(self.session, LoginThrottle).values(
             email_hash=email_hash, failed_attempts=1, updated_at=now
         )
         statement = statement.on_conflict_do_update(
