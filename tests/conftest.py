@@ -28,8 +28,9 @@ from stich.db import Database, migrate
 from stich.models import metadata
 
 # A real primary + streaming replicas for the replica tests (fixtures: replica_cluster,
-# replica_db, pg_bin); registered here so its asserts are rewritten like a conftest's.
-pytest_plugins = ["tests.replica_cluster"]
+# replica_db, pg_bin) and a real SMTP server for the mail tests (smtp, inbox); registered
+# here so their asserts are rewritten like a conftest's.
+pytest_plugins = ["tests.replica_cluster", "tests.email_support"]
 
 POSTGRES_URL = os.environ.get(
     "STICH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

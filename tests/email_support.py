@@ -12,6 +12,7 @@ from email.message import EmailMessage
 from email.policy import default as default_policy
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 
 from stich.config import Settings
@@ -96,3 +97,16 @@ def token_in(message: EmailMessage) -> str:
     token = found.group(1)
     assert f"#token={token}" in html_of(message)
     return token
+
+
+# Fixtures for every test module (registered in conftest's pytest_plugins).
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    """A real SMTP server in the test process: its inbox and port."""
+    with smtp_server() as server:
+        yield server
+
+
+@pytest.fixture
+def inbox(smtp: tuple[Inbox, int]) -> Inbox:
+    return smtp[0]

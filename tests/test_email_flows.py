@@ -4,7 +4,6 @@ mail received by a real SMTP server in the test process."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -24,20 +23,9 @@ from tests.auth_support import (
     register,
     unique_email,
 )
-from tests.email_support import Inbox, delivered, smtp_server, text_of, token_in
+from tests.email_support import Inbox, delivered, text_of, token_in
 
 NEW_PASSWORD = "a completely new passphrase"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    with smtp_server() as server:
-        yield server
-
-
-@pytest.fixture
-def inbox(smtp: tuple[Inbox, int]) -> Inbox:
-    return smtp[0]
 
 
 @pytest.fixture

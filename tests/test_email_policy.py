@@ -17,18 +17,7 @@ from stich.config import Settings
 from stich.db import Database
 from tests.auth_support import PASSWORD, auth_settings, login, login_response, register
 from tests.conftest import TEST_SERVER_KEY
-from tests.email_support import Inbox, delivered, smtp_server, token_in
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    with smtp_server() as server:
-        yield server
-
-
-@pytest.fixture
-def inbox(smtp: tuple[Inbox, int]) -> Inbox:
-    return smtp[0]
+from tests.email_support import Inbox, delivered, token_in
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,14 +12,8 @@ from stich.audit.models import AuditLog
 from stich.config import Settings
 from stich.db import Database
 from stich.users.models import Role
-from tests.email_support import Inbox, delivered, smtp_server, token_in
+from tests.email_support import Inbox, delivered, token_in
 from tests.ops_support import make_account, ops_settings
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    with smtp_server() as server:
-        yield server
 
 
 @pytest.fixture
