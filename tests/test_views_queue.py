@@ -27,6 +27,7 @@ from stich.apps.models import App
 from stich.config import Settings
 from stich.crypto.tokens import KeyedHasher
 from stich.db import Database
+from stich.log import configure_logging
 from tests.conftest import TEST_SERVER_KEY, make_settings, redis_client_or_skip
 from tests.factories import make_user
 from tests.gallery_support import make_app
@@ -237,3 +238,31 @@ def test_metrics_report_the_queue(db: Database, settings: Settings, tmp_path: Pa
     assert "stich_views_backlog" in text and "stich_views_shed_total" in text
     queued = [line for line in text.splitlines() if line.startswith("stich_views_queued_total")]
     assert queued and float(queued[0].split()[-1]) >= 1
+
+
+def test_a_failing_database_is_retried_with_back_off_not_in_a_loop(tmp_path: Path) -> None:
+    # A database without tables: every batch fails, and the buffer stays full.
+    broken = make_settings(
+        f"sqlite:///{tmp_path / 'empty.db'}",
+        tmp_path,
+        view_batch_size=1,
+        view_flush_ms=100,
+        log_format="json",  # tracebacks cheap to write, so a retry loop would show
+    )
+    configure_logging(broken)
+    broken_db = Database(broken)
+    queue = InProcessViewQueue(broken_db, HASHER)
+    for view in _views("some-app", 5):
+        queue.put(view)
+    try:
+        queue.start()
+        time.sleep(1.0)
+        failures = queue.stats.failures
+        queue.close()
+    finally:
+        broken_db.dispose()
+        configure_logging(make_settings(broken.database_url, tmp_path))  # as tests log
+    # Back-off doubles from the flush interval: 0.1 + 0.2 + 0.4 s fit in a second, so a
+    # handful of tries (a loop without back-off made hundreds), and nothing was lost.
+    assert 1 <= failures <= 8, failures
+    assert queue.backlog() == 5 and queue.stats.shed == 0

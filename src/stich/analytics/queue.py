@@ -20,6 +20,7 @@ and ingestion inserts only what is absent, so a batch counted twice counts once.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -139,8 +140,12 @@ class InProcessViewQueue:
         backoff = 0.0
         while True:
             with self._wake:
-                if not self._stopping and len(self._buffer) < self.batch_size:
-                    self._wake.wait(timeout=max(self.interval, backoff))
+                if backoff:  # after a failure: the whole back-off, however full the buffer
+                    deadline = time.monotonic() + backoff
+                    while not self._stopping and (left := deadline - time.monotonic()) > 0:
+                        self._wake.wait(timeout=left)
+                elif not self._stopping and len(self._buffer) < self.batch_size:
+                    self._wake.wait(timeout=self.interval)
                 if self._stopping:
                     return
             ok = True
