@@ -9,20 +9,23 @@ from pathlib import Path
 from typing import Any
 
 from sqladmin import Admin
+from sqladmin.authentication import login_required
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from stich.analytics.redis_queue import RedisViewQueue
 from stich.api.middleware import RequestMiddleware
 from stich.api.request_limits import request_guards
 from stich.config import Settings
 from stich.crypto.tokens import KeyedHasher
 from stich.db import Database
 from stich.studio.auth import StudioAuth
+from stich.studio.dashboard import DashboardPage
 from stich.studio.views import StudioContext, bind_views
 
 BASE_URL = "/admin"
@@ -34,11 +37,21 @@ class StudioReadOnlyError(RuntimeError):
     """sqladmin's own session tried to write; Studio edits go through the services."""
 
 
+class StudioConsole(Admin):
+    """sqladmin with the dashboard as its home page."""
+
+    dashboard: DashboardPage
+
+    @login_required
+    async def index(self, request: Request) -> Response:
+        return await self.dashboard.render(request, self.templates)
+
+
 def mount_studio(app: Starlette, settings: Settings, database: Database) -> Admin:
     """Add the Studio to ``app`` at /admin."""
     context = StudioContext(database, settings, KeyedHasher(settings.server_key_bytes()))
     auth = StudioAuth(settings, database, cookie_path=BASE_URL)
-    admin = Admin(
+    admin = StudioConsole(
         app,
         session_maker=read_only_sessions(database),
         base_url=BASE_URL,
@@ -47,6 +60,8 @@ def mount_studio(app: Starlette, settings: Settings, database: Database) -> Admi
         authentication_backend=auth,
     )
     auth.templates = admin.templates
+    # The API app's view queue (absent when the Studio serves alone without Redis).
+    admin.dashboard = DashboardPage(database, lambda: getattr(app.state, "view_queue", None))
     for view in bind_views(context):
         admin.add_view(view)
     return admin
@@ -56,10 +71,15 @@ def create_studio_app(settings: Settings, database: Database | None = None) -> S
     """The Studio alone (``stich studio``): /admin, with the access log and request ids."""
     owns_database = database is None
     db = database or Database(settings)
+    # With a Redis view queue the dashboard can read its backlog from here too (the
+    # in-process queue lives in the API processes, out of this one's sight).
+    queue = RedisViewQueue(settings) if settings.view_queue_url else None
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
+        if queue is not None:
+            queue.close()
         if owns_database:
             db.dispose()
 
@@ -71,6 +91,7 @@ def create_studio_app(settings: Settings, database: Database | None = None) -> S
         middleware=[Middleware(RequestMiddleware), *request_guards(settings)],
         lifespan=lifespan,
     )
+    app.state.view_queue = queue
     mount_studio(app, settings, db)
     return app
 

@@ -1,0 +1,142 @@
+"""A small platform with history, for the Studio dashboard tests (HTTP and browser), and
+reading back what a dashboard page plots."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+
+from stich.analytics.service import AnalyticsPeriod, AnalyticsService, ViewEvent
+from stich.analytics.viewer import Viewer
+from stich.apps.models import App, AppStatus, Visibility
+from stich.auth.principal import Principal
+from stich.db import Database
+from stich.gallery.feed import FeedRequest
+from stich.gallery.repository import Reaction
+from stich.gallery.service import GalleryService
+from stich.gallery.sorts import FeedSort
+from stich.users.models import Role, User
+from tests.factories import hasher
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"
+
+
+@dataclass(frozen=True)
+class Platform:
+    now: datetime
+    user_ids: list[str]
+    app_ids: list[str]  # the public, listed ones (in the gallery)
+    private_app_id: str
+
+
+def seed_platform(db: Database, now: datetime) -> Platform:
+    """Users who signed up on several days, apps (public and private) created on several
+    days, and views and stars spread over the last weeks, all through the services."""
+    today = now.date()
+
+    def at(days_ago: int, hour: int = 10) -> datetime:
+        return now.replace(hour=hour, minute=0, second=0, microsecond=0) - timedelta(days=days_ago)
+
+    with db.write() as uow:
+        users = [
+            User(
+                email=f"dash{i}@example.test",
+                username=f"dash{i}",
+                display_name=f"Dash Person {i}",
+                created_at=at(days_ago),
+                updated_at=at(days_ago),
+            )
+            for i, days_ago in enumerate([0, 1, 1, 4, 12, 45, 80, 200])
+        ]
+        uow.session.add_all(users)
+        uow.session.flush()
+        owner = users[0].id
+        apps = []
+        for title, days_ago, visibility, status in [
+            ("Tide Tables", 1, Visibility.PUBLIC, AppStatus.READY),
+            ("Pocket Ledger", 3, Visibility.PUBLIC, AppStatus.DEPLOYED),
+            ("Quiet Kanban", 40, Visibility.PUBLIC, AppStatus.READY),
+            ("Secret Draft", 2, Visibility.PRIVATE, AppStatus.DRAFT),
+        ]:
+            app = App(
+                title=title,
+                user_id=owner,
+                visibility=visibility,
+                status=status,
+                created_at=at(days_ago, 9),
+                updated_at=at(days_ago, 9),
+            )
+            uow.session.add(app)
+            apps.append(app)
+        uow.session.flush()
+        user_ids = [u.id for u in users]
+        public_ids = [a.id for a in apps[:3]]
+        private_id = apps[3].id
+
+    # Views: app k gets (k + 1) * n views on days_ago n, from distinct viewers.
+    events = []
+    for k, app_id in enumerate(public_ids):
+        for days_ago in (0, 1, 5, 20, 60):
+            for v in range((k + 1) * (days_ago % 4 + 1)):
+                viewer = Viewer(client_ip=f"10.{k}.{days_ago}.{v}", user_agent=BROWSER)
+                events.append(ViewEvent(app_id, viewer, at(days_ago, 11), referrer=None))
+    with db.write() as uow:
+        AnalyticsService(uow.session, hasher).record_views(events)
+    # Stars: user i stars app (i % 3) on day i.
+    for i, user_id in enumerate(user_ids):
+        moment = at(i * 3 % 50, 12)
+        with db.write() as uow:
+            GalleryService(uow.session, clock=lambda m=moment: m).react(
+                Reaction.STAR, Principal.user(user_id), public_ids[i % 3], on=True
+            )
+    assert today == now.date()
+    return Platform(now, user_ids, public_ids, private_id)
+
+
+def expected_series(db: Database, platform: Platform, days: int) -> dict[str, dict[date, int]]:
+    """What the API and the tables say for the ``days`` days ending today, per series."""
+    today = platform.now.date()
+    start = today - timedelta(days=days - 1)
+    period = AnalyticsPeriod.MONTH if days == 30 else AnalyticsPeriod.QUARTER
+    admin = Principal.user("x", Role.ADMIN)
+    views: Counter[date] = Counter()
+    stars: Counter[date] = Counter()
+    with db.read() as uow:
+        analytics = AnalyticsService(uow.session, hasher, clock=lambda: platform.now)
+        for app_id in [*platform.app_ids, platform.private_app_id]:
+            for row in analytics.app_analytics(admin, app_id, period, today=today).days:
+                views[row.day] += row.views
+                stars[row.day] += row.stars
+        signups = Counter(
+            created.date() for created in uow.session.scalars(select(User.created_at))
+        )
+        created = Counter(c.date() for c in uow.session.scalars(select(App.created_at)))
+        gallery = GalleryService(uow.session, clock=lambda: platform.now)
+        listed = gallery.feed(FeedRequest(sort=FeedSort.RECENT, limit=100), None).items
+        published = Counter(row.created_at.date() for row in listed)
+    span = [start + timedelta(days=i) for i in range(days)]
+    return {
+        name: {day: counts.get(day, 0) for day in span}
+        for name, counts in {
+            "Sign-ups": signups,
+            "Apps created": created,
+            "Apps published": published,
+            "Views": views,
+            "Stars": stars,
+        }.items()
+    }
+
+
+def plotted(page: str) -> dict[str, dict[date, int]]:
+    """Every series drawn on a dashboard page: ``{series label: {day: value}}``."""
+    series: dict[str, dict[date, int]] = {}
+    for label, body in re.findall(
+        r'<g class="chart-series" data-series="([^"]+)">(.*?)</g>', page, re.S
+    ):
+        points = re.findall(r'data-day="([\d-]+)" data-value="(\d+)"', body)
+        series[label] = {date.fromisoformat(d): int(v) for d, v in points}
+    return series

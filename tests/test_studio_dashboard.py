@@ -1,0 +1,184 @@
+"""The Studio dashboard (/admin/) over HTTP: what it plots is what the services say, the top
+apps are the gallery's, sign-in trouble and deployment health are shown, and only admins
+get in. The browser test is test_studio_screenshots.py."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from stich.analytics.queue import InProcessViewQueue
+from stich.analytics.service import ViewEvent, prepare_view
+from stich.analytics.viewer import Viewer
+from stich.api.app import create_app
+from stich.config import Settings
+from stich.db import Database, migrate
+from stich.db.base import utcnow
+from stich.gallery import rankings
+from stich.gallery.feed import FeedRequest
+from stich.gallery.service import GalleryService
+from stich.gallery.sorts import FeedPeriod, FeedSort
+from stich.maintenance.jobs import JOB_NAMES, run_maintenance
+from stich.studio import create_studio_app
+from stich.users.models import Role, User
+from tests.dashboard_support import BROWSER, expected_series, plotted, seed_platform
+from tests.factories import hasher
+from tests.ops_support import make_account, ops_settings
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return ops_settings(database_url, tmp_path)
+
+
+def sign_in(client: TestClient, email: str, password: str) -> None:
+    response = client.post("/admin/login", data={"username": email, "password": password})
+    assert response.status_code == 200 and response.url.path == "/admin/"
+
+
+def admin_client(client: TestClient, db: Database, settings: Settings) -> TestClient:
+    admin = make_account(db, settings, role=Role.ADMIN)
+    sign_in(client, admin.email, admin.password)
+    return client
+
+
+def top_ids(page: str, table_id: str) -> list[str]:
+    table = page.split(f'id="{table_id}"', 1)[1].split("</table>", 1)[0]
+    return re.findall(r'href="[^"]*/admin/app/details/([^"]+)"', table)
+
+
+@pytest.mark.parametrize("days", [30, 90])
+def test_plotted_values_equal_the_services_numbers(
+    client: TestClient,
+    db: Database,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    days: int,
+):
+    now = utcnow()
+    monkeypatch.setattr("stich.studio.dashboard.utcnow", lambda: now)
+    admin_client(client, db, settings)
+    platform = seed_platform(db, now)
+
+    response = client.get(f"/admin/?period={days}")
+
+    assert response.status_code == 200
+    assert response.headers["Server-Timing"].startswith("dashboard;dur=")
+    drawn = plotted(response.text)
+    expected = expected_series(db, platform, days)
+    assert drawn == expected
+    # Not vacuous: the seed shows up in every series, and the period bounds what is shown.
+    assert all(sum(values.values()) > 0 for values in drawn.values())
+    assert len(drawn["Views"]) == days
+    assert (sum(drawn["Sign-ups"].values()) == 8) is (days == 90)  # one signed up 200 days ago
+    # The totals cards add up the same series.
+    for label, values in drawn.items():
+        assert f"{sum(values.values()):,}" in response.text, label
+
+
+def test_top_apps_are_the_gallerys_trending_and_weekly_views(
+    client: TestClient, db: Database, settings: Settings
+):
+    admin_client(client, db, settings)
+    platform = seed_platform(db, utcnow())
+
+    page = client.get("/admin/").text
+
+    with db.read() as uow:
+        gallery = GalleryService(uow.session)
+        trending = gallery.feed(FeedRequest(sort=FeedSort.TRENDING, limit=10), None).items
+        week = FeedRequest(sort=FeedSort.VIEWED, period=FeedPeriod.WEEK, limit=10)
+        viewed = gallery.feed(week, None).items
+    assert top_ids(page, "top-trending") == [row.id for row in trending]
+    assert top_ids(page, "top-viewed-week") == [row.id for row in viewed]
+    assert set(top_ids(page, "top-trending")) == set(platform.app_ids)  # never the private one
+    assert "Tide Tables" in page and "Secret Draft" not in page
+
+
+def test_failed_sign_ins_and_locked_accounts_of_today(
+    client: TestClient, db: Database, settings: Settings
+):
+    admin = make_account(db, settings, role=Role.ADMIN)
+    for _ in range(2):
+        client.post("/admin/login", data={"username": admin.email, "password": "wrong guess"})
+    locked = make_account(db, settings, name="lockedperson")
+    with db.write() as uow:
+        user = uow.session.get(User, locked.user_id)
+        assert user is not None
+        user.locked_until = utcnow() + timedelta(minutes=10)
+    sign_in(client, admin.email, admin.password)
+
+    page = client.get("/admin/").text
+
+    failed = re.search(r'id="failed-signins">([\d,]+)<', page)
+    assert failed is not None and failed.group(1) == "2"
+    card = page.split('id="locked-accounts"', 1)[1].split("</div>\n</div>", 1)[0]
+    assert 'data-value="1"' in card
+    assert f"/admin/user/details/{locked.user_id}" in card and "Lockedperson" in card
+
+
+def test_deployment_health(client: TestClient, db: Database, settings: Settings):
+    admin_client(client, db, settings)
+    run_maintenance(db, settings)  # builds every ranking snapshot: one maintenance.run entry
+
+    page = client.get("/admin/").text
+
+    backend = re.search(r'id="health-backend">(\w+)', page)
+    assert backend is not None and backend.group(1) == db.backend
+    revision = page.split('id="health-revision">', 1)[1].split("</dd>", 1)[0]
+    assert all(head in revision for head in migrate.head_revisions()) and "at head" in revision
+    assert "none configured" in page.split('id="health-replicas"', 1)[1].split("</dd>", 1)[0]
+    jobs = re.findall(r'<tr data-job="([a-z_]+)">', page)
+    assert jobs == list(JOB_NAMES)
+    rankings_row = page.split('<tr data-job="feed_rankings">', 1)[1].split("</tr>", 1)[0]
+    count = len(rankings.SCORED_RANKINGS)
+    assert f"{count} of {count} snapshots" in rankings_row and f"{count} rebuilt" in rankings_row
+    sessions_row = page.split('<tr data-job="sessions">', 1)[1].split("</tr>", 1)[0]
+    assert "none recorded" in sessions_row  # it had nothing to remove
+
+
+def test_view_queue_backlog_is_shown(db: Database, settings: Settings):
+    queue = InProcessViewQueue(db, hasher, settings)  # not started: nothing drains it
+    with TestClient(create_app(settings, db), raise_server_exceptions=False) as client:
+        admin_client(client, db, settings)
+        for i in range(3):
+            viewer = Viewer(client_ip=f"10.9.9.{i}", user_agent=BROWSER)
+            event = ViewEvent("some-app", viewer, utcnow())
+            view = prepare_view(event, hasher, 1800)
+            assert view is not None and queue.put(view)
+        client.app.state.view_queue = queue  # type: ignore[attr-defined]
+
+        page = client.get("/admin/").text
+
+    queue_line = page.split('id="health-view-queue">', 1)[1].split("</dd>", 1)[0]
+    assert "in-process" in queue_line and 'data-value="3"' in queue_line
+
+
+def test_studio_served_alone_shows_the_dashboard(db: Database, settings: Settings):
+    with TestClient(create_studio_app(settings, db)) as client:
+        admin_client(client, db, settings)
+        page = client.get("/admin/")
+    assert page.status_code == 200
+    assert plotted(page.text)["Views"]  # drawn, with zeros
+    assert "not in this process" in page.text
+
+
+def test_a_bad_period_is_a_400(client: TestClient, db: Database, settings: Settings):
+    admin_client(client, db, settings)
+    response = client.get("/admin/?period=7")
+    assert response.status_code == 400
+
+
+def test_non_admins_are_refused(client: TestClient, db: Database, settings: Settings):
+    assert client.get("/admin/").url.path == "/admin/login"
+    member = make_account(db, settings, role=Role.USER)
+    refused = client.post(
+        "/admin/login", data={"username": member.email, "password": member.password}
+    )
+    assert refused.status_code == 400
+    response = client.get("/admin/")
+    assert response.url.path == "/admin/login" and 'data-chart="views"' not in response.text
