@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import math
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -195,10 +196,21 @@ def anonymous_token_is_genuine(hasher: KeyedHasher, token: str) -> bool:
     return hmac.compare_digest(tag, expected)
 
 
+_LEGACY_ANONYMOUS = re.compile(r"^[A-Za-z0-9._~+/=-]{16,200}$")
+
+
+def legacy_anonymous_token(token: str) -> bool:
+    """An original system's anonymous session token: not ours (no ``stich_`` prefix) and
+    shaped like a random token. It claims only the apps ``stich import`` gave its hash."""
+    return not token.startswith("stich_") and _LEGACY_ANONYMOUS.match(token) is not None
+
+
 def anonymous_owner_hash(hasher: KeyedHasher, token: str | None) -> str | None:
     """The owner hash for an anonymous token a client presents at sign-up or sign-in."""
     if token is None:
         return None
+    if legacy_anonymous_token(token):  # imported from the original (stich import)
+        return hasher.token_hash(token)
     if not anonymous_token_is_genuine(hasher, token):
         raise Invalid(
             "anonymous_token is not a token issued by POST /auth/anonymous",

@@ -14,6 +14,7 @@ from stich.cli import auth as auth_commands
 from stich.cli import bench as bench_command
 from stich.cli import db as db_commands
 from stich.cli import dev as dev_commands
+from stich.cli import importer as import_commands
 from stich.cli import mail as mail_commands
 from stich.cli import maintenance as maintenance_commands
 from stich.cli import secrets as secrets_commands
@@ -42,6 +43,7 @@ app.add_typer(secrets_commands.app, name="secrets")
 app.add_typer(dev_commands.app, name="dev")
 app.add_typer(maintenance_commands.app, name="maintenance")
 app.add_typer(mail_commands.app, name="mail")
+app.add_typer(import_commands.app, name="import")
 app.command("studio")(studio_command.studio)
 app.command("seed")(seed_command.seed)
 app.command("bench")(bench_command.bench)

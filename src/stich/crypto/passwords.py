@@ -18,6 +18,7 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from stich.config import Settings
+from stich.crypto import legacy_passwords
 
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 256
@@ -43,6 +44,8 @@ class Passwords:
 
     def verify(self, stored_hash: str | None, password: str) -> bool:
         """True when ``password`` matches; always spends one argon2 verification."""
+        if stored_hash is not None and legacy_passwords.is_legacy(stored_hash):
+            return legacy_passwords.verify(stored_hash, password)  # imported; rehashed
         try:
             return self._hasher.verify(stored_hash or self._dummy_hash, password) and (
                 stored_hash is not None

@@ -1,0 +1,121 @@
+"""The source: a SQLite file of the original's schema, or a ``.sql`` dump of one
+(``wrangler d1 export``) loaded statement by statement into a temporary SQLite file.
+
+Rows are read in batches (``fetchmany``) in rowid order, so memory does not grow with the
+size of a table. The source is opened read-only; a dump's temporary file is removed when
+the source is closed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from stich.importer.schema import REQUIRED_COLUMNS, check_schema
+
+Row = dict[str, Any]
+
+
+class SourceError(Exception):
+    """The source cannot be read or is not the original's schema (one line, for the CLI)."""
+
+
+class Source:
+    def __init__(self, path: Path) -> None:
+        if not path.exists():
+            raise SourceError(f"{path}: no such file")
+        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
+        if _is_sqlite(path):
+            self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        else:
+            self._tmpdir = tempfile.TemporaryDirectory(prefix="stich-import-")
+            db_path = Path(self._tmpdir.name) / "source.db"
+            _load_dump(path, db_path)
+            self.conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        self.conn.row_factory = sqlite3.Row
+        missing = check_schema(self.tables())
+        if missing:
+            self.close()
+            raise SourceError(f"{path} is not a database of the original: missing {missing}")
+
+    def tables(self) -> dict[str, set[str]]:
+        names = [
+            r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
+        return {
+            name: {r[1] for r in self.conn.execute(f'PRAGMA table_info("{name}")')}
+            for name in names
+        }
+
+    def count(self, table: str) -> int:
+        _known(table)
+        return int(self.conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])  # noqa: S608
+
+    def rows(self, table: str, batch_size: int) -> Iterator[list[Row]]:
+        """The table's rows (the columns Stich reads), ``batch_size`` at a time."""
+        columns = ", ".join(f'"{c}"' for c in REQUIRED_COLUMNS[_known(table)])
+        cursor = self.conn.execute(f'SELECT {columns} FROM "{table}" ORDER BY rowid')  # noqa: S608
+        names = [d[0] for d in cursor.description]
+        while batch := cursor.fetchmany(batch_size):
+            yield [dict(zip(names, row, strict=True)) for row in batch]
+
+    def query(self, sql: str, *params: Any) -> Iterator[tuple[Any, ...]]:
+        yield from (tuple(r) for r in self.conn.execute(sql, params))
+
+    def close(self) -> None:
+        self.conn.close()
+        if self._tmpdir is not None:
+            self._tmpdir.cleanup()
+            self._tmpdir = None
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _known(table: str) -> str:
+    if table not in REQUIRED_COLUMNS:  # names are only ever ours, never user input
+        raise ValueError(f"not a table of the original: {table}")
+    return table
+
+
+def _is_sqlite(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(16) == b"SQLite format 3\x00"
+
+
+def _load_dump(dump: Path, target: Path) -> None:
+    """Execute the dump one complete statement at a time (never the whole file in memory)."""
+    conn = sqlite3.connect(target)
+    conn.execute("PRAGMA journal_mode=OFF")
+    conn.execute("PRAGMA synchronous=OFF")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    buffer = ""
+    try:
+        with dump.open(encoding="utf-8", errors="strict") as f:
+            for line in f:
+                buffer += line
+                if not sqlite3.complete_statement(buffer):
+                    continue
+                if not _skipped(buffer):
+                    try:
+                        conn.execute(buffer)  # the sqlite3 module opens the transaction
+                    except sqlite3.ProgrammingError:  # several statements on one line
+                        conn.executescript(buffer)
+                buffer = ""
+        conn.commit()
+    except (sqlite3.Error, UnicodeDecodeError) as exc:
+        conn.close()
+        raise SourceError(f"{dump}: not a SQLite database or a readable .sql dump ({exc})") from exc
+    conn.close()
+
+
+def _skipped(sql: str) -> bool:
+    """Transaction control in the dump (we run it in our own transaction)."""
+    head = sql.lstrip().split(None, 1)[0].upper().rstrip(";") if sql.strip() else ""
+    return head in ("BEGIN", "COMMIT", "END", "ROLLBACK", "PRAGMA")

@@ -1,0 +1,112 @@
+"""Reading the original's column values: timestamps in two shapes, JSON that is sometimes
+encoded twice, 0/1 booleans, and text that must fit Stich's column lengths."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+# Drizzle's {mode: 'timestamp'} stores epoch seconds; anything past this is milliseconds
+# (no original row is dated after the year 5000).
+_MAX_EPOCH_SECONDS = 100_000_000_000
+_TEXT_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S.%f")
+
+
+class BadValue(ValueError):
+    """A value the importer cannot read; its message is the reason reported for the row."""
+
+
+def timestamp(value: Any) -> datetime | None:
+    """An aware UTC datetime from epoch seconds (int, float or numeric text) or from the
+    ``YYYY-MM-DD HH:MM:SS`` text (UTC) that ``DEFAULT (CURRENT_TIMESTAMP)`` leaves."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise BadValue("a boolean is not a timestamp")
+    if isinstance(value, int | float):
+        return _from_epoch(float(value))
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return _from_epoch(float(text))
+        except ValueError:
+            pass
+        for pattern in _TEXT_FORMATS:
+            try:
+                return datetime.strptime(text, pattern).replace(tzinfo=UTC)
+            except ValueError:
+                continue
+    raise BadValue(f"unreadable timestamp {str(value)[:40]!r}")
+
+
+def _from_epoch(seconds: float) -> datetime:
+    if abs(seconds) >= _MAX_EPOCH_SECONDS:
+        seconds /= 1000
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise BadValue(f"timestamp {seconds} is out of range") from exc
+
+
+def epoch(value: Any) -> int | None:
+    """Epoch seconds, the fast path for the millions of view rows (same rules)."""
+    if type(value) is int and 0 <= value < _MAX_EPOCH_SECONDS:
+        return value
+    at = timestamp(value)
+    return None if at is None else int(at.timestamp())
+
+
+def json_value(value: Any) -> Any:
+    """Decoded JSON; a JSON string that itself holds JSON (double-encoded) is decoded again."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadValue("JSON column holds a non-text value")
+    try:
+        decoded = json.loads(value)
+        for _ in range(3):  # double (rarely triple) encoding
+            if not isinstance(decoded, str):
+                break
+            stripped = decoded.strip()
+            if not stripped or stripped[0] not in '{["':
+                break
+            decoded = json.loads(stripped)
+    except json.JSONDecodeError as exc:
+        raise BadValue("invalid JSON") from exc
+    return decoded
+
+
+def json_object(value: Any) -> dict[str, Any] | None:
+    """A JSON object, as Stich's object columns hold; any other JSON is kept under
+    ``{"value": ...}`` so nothing is lost."""
+    decoded = json_value(value)
+    if decoded is None or isinstance(decoded, dict):
+        return decoded
+    return {"value": decoded}
+
+
+def flag(value: Any, default: bool = False) -> bool:
+    """0/1 (or 'true'/'false' text) as a boolean."""
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "t", "yes")
+    return bool(value)
+
+
+def integer(value: Any, default: int = 0) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise BadValue(f"not an integer: {str(value)[:20]!r}") from exc
+
+
+def fit(value: Any, length: int) -> str | None:
+    """Text cut to a column's length (``None`` stays ``None``)."""
+    if value is None:
+        return None
+    text = str(value)
+    return text if len(text) <= length else text[:length]
