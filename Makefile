@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint fmt typecheck pytest demo clean browser wrk
+.PHONY: install run test lint fmt typecheck pytest demo clean browser wrk screenshots
 
 install: $(STAMP)
 
@@ -42,6 +42,11 @@ wrk:
 	elif command -v sudo >/dev/null 2>&1; then \
 		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
 	else echo "wrk is not installed and we are not root: stich bench --http will use Python threads"; fi
+
+# The Studio screenshots docs/operations.md shows: the browser test writes them to
+# docs/images/ (SQLite run; the test also runs on PostgreSQL under `make test`).
+screenshots: install browser
+	STICH_SCREENSHOTS_DIR=docs/images $(BIN)/pytest -q tests/test_studio_screenshots.py -k sqlite
 
 typecheck: install
 	$(BIN)/mypy --strict src

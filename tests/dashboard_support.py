@@ -140,3 +140,110 @@ def plotted(page: str) -> dict[str, dict[date, int]]:
         points = re.findall(r'data-day="([\d-]+)" data-value="(\d+)"', body)
         series[label] = {date.fromisoformat(d): int(v) for d, v in points}
     return series
+
+
+_PEOPLE = (
+    "Ada Lovelace",
+    "Grace Hopper",
+    "Alan Turing",
+    "Katherine Johnson",
+    "Linus Torvalds",
+    "Margaret Hamilton",
+    "Dennis Ritchie",
+    "Barbara Liskov",
+    "Ken Thompson",
+    "Radia Perlman",
+    "Guido van Rossum",
+    "Frances Allen",
+    "Donald Knuth",
+    "Hedy Lamarr",
+    "Tim Berners-Lee",
+    "Sophie Wilson",
+    "Edsger Dijkstra",
+    "Anita Borg",
+    "John McCarthy",
+    "Jean Sammet",
+)
+_TITLES = (
+    ("Tide Tables", "react"),
+    ("Pocket Ledger", "vue"),
+    ("Quiet Kanban", "svelte"),
+    ("Neon Habit Tracker", "nextjs"),
+    ("Recipe Box", "react"),
+    ("Chess Clock", "vanilla"),
+    ("Travel Map", "astro"),
+    ("Flashcards for Students", "solid"),
+    ("Budget Planner", "react"),
+    ("Workout Log", "vue"),
+    ("Photo Wall", "svelte"),
+    ("Markdown Notes", "angular"),
+)
+_AGENTS = (
+    BROWSER,
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
+    "Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
+)
+_REFERRERS = (None, "https://news.ycombinator.com/item?id=1", "https://x.com/someone", None)
+
+
+def seed_showcase(db: Database, now: datetime) -> Platform:
+    """A livelier platform for screenshots: people signing up over 90 days, a dozen apps
+    with views every day (several devices and referrers) and stars, through the services."""
+    noon = now.replace(hour=12, minute=0, second=0, microsecond=0)
+    with db.write() as uow:
+        users = []
+        for i, name in enumerate(_PEOPLE):
+            joined = noon - timedelta(days=(i * 37) % 90, hours=i % 5)
+            slug = name.lower().replace(" ", "").replace("-", "")[:20]
+            users.append(
+                User(
+                    email=f"{slug}@example.test",
+                    username=slug,
+                    display_name=name,
+                    email_verified=i % 3 != 0,
+                    created_at=joined,
+                    updated_at=joined,
+                )
+            )
+        uow.session.add_all(users)
+        uow.session.flush()
+        apps = []
+        for k, (title, framework) in enumerate(_TITLES):
+            created = noon - timedelta(days=(k * 23) % 85 + 1)
+            app = App(
+                title=title,
+                description=f"A {framework} app generated from a one-line prompt.",
+                framework=framework,
+                user_id=users[k % len(users)].id,
+                visibility=Visibility.PUBLIC if k % 4 != 3 else Visibility.PRIVATE,
+                status=AppStatus.DEPLOYED if k % 3 == 0 else AppStatus.READY,
+                blueprint={"pages": k % 4 + 1, "components": ["header", "list"]},
+                created_at=created,
+                updated_at=created,
+            )
+            uow.session.add(app)
+            apps.append(app)
+        uow.session.flush()
+        user_ids = [u.id for u in users]
+        public = [(a.id, a.created_at) for a in apps if a.visibility is Visibility.PUBLIC]
+        private_id = next(a.id for a in apps if a.visibility is Visibility.PRIVATE)
+    events = []
+    for k, (app_id, created) in enumerate(public):
+        age = (noon - created).days
+        for days_ago in range(age + 1):
+            count = (3 + k * 2) * (1 + (days_ago * (k + 3)) % 5) // (1 + days_ago // 30)
+            for v in range(count):
+                viewer = Viewer(client_ip=f"10.{k}.{days_ago}.{v}", user_agent=_AGENTS[(v + k) % 3])
+                moment = noon - timedelta(days=days_ago, minutes=v)
+                events.append(ViewEvent(app_id, viewer, moment, _REFERRERS[(v * k) % 4]))
+    with db.write() as uow:
+        AnalyticsService(uow.session, hasher).record_views(events)
+    for i, user_id in enumerate(user_ids):
+        for j in range(i % 4 + 1):
+            app_id, created = public[(i + j * 3) % len(public)]
+            moment = max(created, noon - timedelta(days=(i * 5 + j * 11) % 60))
+            with db.write() as uow:
+                GalleryService(uow.session, clock=lambda m=moment: m).react(
+                    Reaction.STAR, Principal.user(user_id), app_id, on=True
+                )
+    return Platform(now, user_ids, [app_id for app_id, _ in public], private_id)
