@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from subprocess import CompletedProcess
+from typing import Any
 
-import pytest
-from sqlalchemy import text, update
+from sqlalchemy import select, text, update
 
-from stich.analytics import recount
+from stich.analytics.history import view_history
 from stich.analytics.models import AppDailyBreakdown, AppDailyStats
-from stich.analytics.recount import CHECKS, verification_checks
+from stich.analytics.recount import CHECKS, DailyStatsCheck
 from stich.analytics.service import AnalyticsService
 from stich.analytics.viewer import Viewer
 from stich.apps.models import App
@@ -72,26 +73,43 @@ def _drift(db: Database) -> list[str]:
     return found
 
 
+def _verify(database_url: str, tmp_path: Path, *args: str) -> CompletedProcess[str]:
+    # A retention longer than the test data's age, whatever today's date: every day exact.
+    env = {"STICH_VIEW_RETENTION_DAYS": "36500"}
+    return run_stich("--database-url", database_url, "db", "verify", *args, cwd=tmp_path, env=env)
+
+
 def test_verify_reports_nothing_on_a_true_database(
     db: Database, database_url: str, tmp_path: Path
 ) -> None:
     _activity(db)
-    result = run_stich("--database-url", database_url, "db", "verify", cwd=tmp_path)
+    result = _verify(database_url, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "stars: no drift" in result.stdout
     assert "daily rollups: no drift" in result.stdout
     assert "drifts" not in result.stdout
+    assert result.stdout.startswith("view history: rollups from ")
 
 
-def test_verify_reports_each_drift_and_repair_fixes_them_all(
+def test_verify_counts_drift_per_check_and_lists_it_only_when_verbose(
     db: Database, database_url: str, tmp_path: Path, backend: str
 ) -> None:
     app_id, _fork = _activity(db)
     _knock_out_of_true(db, app_id, backend)
 
-    found = run_stich("--database-url", database_url, "db", "verify", cwd=tmp_path)
+    found = _verify(database_url, tmp_path)
     assert found.returncode == 1
     out = found.stdout
+    assert "stars: 1 drifts in 1 rows (star_count 1); run with --repair to fix" in out
+    assert "daily rollups: 3 drifts in 1 rows (stars 1, unique_viewers 1, views 1)" in out
+    # Two rows (the referrer and the device) say 5 where the views say 3.
+    assert "referrer and device rollups: 2 drifts in 2 rows (views 2)" in out
+    assert "feed totals: 1 drifts in 1 rows (app_count 1)" in out
+    assert app_id not in out  # no per-row lines without --verbose
+
+    verbose = _verify(database_url, tmp_path, "--verbose")
+    assert verbose.returncode == 1
+    out = verbose.stdout
     assert f"stars: {app_id}: star_count is 7, recount 1" in out
     assert f"favorites: {app_id}: favorite_count is 0, recount 1" in out
     # The view counter is checked against the rollups (they outlive raw events), which
@@ -103,30 +121,52 @@ def test_verify_reports_each_drift_and_repair_fixes_them_all(
     assert f"daily rollups: {app_id} {DAY}: stars is 0, recount 1" in out
     assert f"referrer and device rollups: {app_id} {DAY} referrer https://a.example" in out
     assert "feed totals: all: app_count is 40, recount 2" in out
-    assert "run with --repair" in out
+    assert "stars: 1 drifts in 1 rows (star_count 1); run with --repair to fix" in out
     if backend == "sqlite":
         assert "search index: apps_fts: does not match" in out
 
-    repaired = run_stich(
-        "--database-url",
-        database_url,
-        "db",
-        "verify",
-        "--repair",
-        "--batch-size",
-        "1",
-        cwd=tmp_path,
-    )
+
+def test_repair_fixes_every_drift_to_the_recount_from_scratch(
+    db: Database, database_url: str, tmp_path: Path, backend: str
+) -> None:
+    app_id, _fork = _activity(db)
+    true_state = _maintained_state(db)
+    _knock_out_of_true(db, app_id, backend)
+
+    repaired = _verify(database_url, tmp_path, "--repair")
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
-    assert "stars: repaired 1 drifts, 0 left" in repaired.stdout
-    assert "repairing" in repaired.stderr  # the progress bar
+    out = repaired.stdout
+    assert "stars: 1 drifts in 1 rows (star_count 1); repaired 1 rows in " in out
+    assert "daily rollups: 3 drifts in 1 rows (stars 1, unique_viewers 1, views 1); " in out
+    assert "views: 1 drifts in 1 rows (view_count 1); repaired 1 rows" in out
+    assert out.count(", 0 drifts left") == 8 - (backend != "sqlite")  # no FTS on PostgreSQL
+    assert "repairing daily rollups" in repaired.stderr
     assert _drift(db) == []
     with db.read() as uow:
         app = uow.session.get_one(App, app_id)
         counters = (app.star_count, app.favorite_count, app.view_count, app.fork_count)
     assert counters == (1, 1, 3, 1)
-    again = run_stich("--database-url", database_url, "db", "verify", cwd=tmp_path)
+    # Exactly what the live services had maintained before the damage.
+    assert _maintained_state(db) == true_state
+    again = _verify(database_url, tmp_path)
     assert again.returncode == 0, again.stdout
+
+
+def _maintained_state(db: Database) -> dict[str, set[tuple[Any, ...]]]:
+    with db.read() as uow:
+        s = uow.session
+        return {
+            "apps": set(
+                s.execute(
+                    select(
+                        App.id, App.star_count, App.favorite_count, App.view_count, App.fork_count
+                    )
+                ).tuples()
+            ),
+            "daily": {tuple(row) for row in s.execute(select(AppDailyStats.__table__))},
+            "breakdowns": {tuple(row) for row in s.execute(select(AppDailyBreakdown.__table__))},
+            "feed": {tuple(row) for row in s.execute(select(FeedCount.scope, FeedCount.app_count))},
+        }
 
 
 def test_repair_recounts_inside_its_own_transaction(db: Database) -> None:
@@ -144,27 +184,34 @@ def test_repair_recounts_inside_its_own_transaction(db: Database) -> None:
             Reaction.STAR, Principal.user(carol.user_id), app_id, on=True
         )
     with db.write() as uow:
-        stars.repair(uow.session, drifts)
+        assert stars.repair(uow.session) == 1
     with db.read() as uow:
         assert uow.session.get_one(App, app_id).star_count == 2
+    with db.write() as uow:  # nothing left to rewrite
+        assert stars.repair(uow.session) == 0
 
 
-def test_the_view_retention_boundary_follows_the_product_clock(
-    db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Which days' views are recounted from raw events depends on the product's clock
-    (the one maintenance purges by), so pinning it pins the boundary."""
+def test_the_view_history_boundary_follows_the_product_clock(db: Database) -> None:
+    """Which days' views are recounted exactly depends on the clock maintenance purges by:
+    past the retention a rollup is history, raised to the raw views but never lowered."""
     app_id, _ = _activity(db)  # three views on DAY
-    with db.write() as uow:
-        uow.session.execute(update(AppDailyStats).values(views=99))
 
-    def view_drift(clock: datetime) -> list[str]:
-        monkeypatch.setattr(recount, "utcnow", lambda: clock)
-        [daily] = [c for c in verification_checks(1) if isinstance(c, recount.DailyStatsCheck)]
+    def view_drift(views: int, now: datetime) -> list[str]:
+        with db.write() as uow:
+            uow.session.execute(update(AppDailyStats).values(views=views))
         with db.read() as uow:
+            daily = DailyStatsCheck(view_history(uow.session, 1, now=now))
             return [d.describe() for d in daily.find(uow.session) if d.field == "views"]
 
     # A day's retention, read at noon on DAY: DAY's raw events are all still there.
-    assert view_drift(AT) == [f"daily rollups: {app_id} {DAY}: views is 99, recount 3"]
-    # A day later DAY is past retention: its views are history the rollup alone keeps.
-    assert view_drift(AT + timedelta(days=1)) == []
+    assert view_drift(99, AT) == [f"daily rollups: {app_id} {DAY}: views is 99, recount 3"]
+    assert view_drift(1, AT) == [f"daily rollups: {app_id} {DAY}: views is 1, recount 3"]
+    # The purge takes whole days: a day later DAY is still kept whole (the retention
+    # reaches back into it).
+    assert view_drift(99, AT + timedelta(days=1)) != []
+    # Two days later DAY is past retention: its rollup is history the raw rows may not
+    # prove (purged), so more is kept, but less than the rows still there is drift.
+    assert view_drift(99, AT + timedelta(days=2)) == []
+    assert view_drift(1, AT + timedelta(days=2)) == [
+        f"daily rollups: {app_id} {DAY}: views is 1, recount 3"
+    ]

@@ -3,44 +3,50 @@
 Counts are data, not queries (DESIGN.md): stars, favorites, views and forks live on the
 app row, views / unique viewers / stars per day in ``app_daily_stats``, referrer and
 device views per day in ``app_daily_breakdowns``, and the feed's totals in
-``gallery_feed_counts``. Each :class:`Check` recounts one of them from the rows it
-counts and lists every difference as a :class:`Drift`; ``repair`` recounts the drifted
-keys again *inside the repairing transaction* and writes the recount, so a repair never
+``gallery_feed_counts``. Each :class:`Check` compares one of them with a recount of the
+rows it counts, in SQL (:mod:`stich.analytics.rebuild_sql`), and yields every difference
+as a :class:`Drift`; ``repair`` recounts again *inside the repairing transaction* and
+rewrites only the rows that differ, with one statement per table, so a repair never
 writes a value that was already stale when it was read.
 
 The definitions (the same ones the services maintain):
 
 - ``apps.star_count`` / ``favorite_count``: rows in ``stars`` / ``favorites`` for the app;
   ``fork_count``: its live (not deleted) forks; ``view_count``: the sum of its daily
-  rollups' views (raw view events are purged after their retention period, the rollups
-  keep the history).
+  rollups' views (the rollups keep the history of purged raw view events).
 - ``app_daily_stats``: per app and UTC day, ``views`` = view rows, ``unique_viewers`` =
-  distinct viewer keys (for the days whose raw events are still all retained), ``stars``
-  = standing stars given that day (every day).
-- ``app_daily_breakdowns``: view rows per app, day and referrer origin / device type
-  (retained days only).
+  distinct viewer keys, ``stars`` = standing stars given that day.
+- ``app_daily_breakdowns``: view rows per app, day and referrer origin / device type.
 - ``gallery_feed_counts``: apps matching the feed predicate, overall and per framework.
 - SQLite's full-text index agrees with ``apps`` (FTS5 ``integrity-check``).
+
+View-based values follow the :class:`~stich.analytics.rebuild.ViewHistory`: exact on the
+days whose raw views are all retained, never lowered on earlier days (their raw views
+may have been purged; the rollups are the history).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, select, text, update
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import Session
 
-from stich.analytics.models import AppDailyBreakdown, AppDailyStats, AppView, BreakdownDimension
-from stich.analytics.repository import chunks
-from stich.analytics.sql import insert_for, table_of, utc_day
+from stich.analytics.history import ViewHistory
+from stich.analytics.rebuild_sql import (
+    COUNTERS,
+    BreakdownSql,
+    CounterSql,
+    DailyStatsSql,
+    Dialect,
+)
+from stich.analytics.sql import insert_for
 from stich.apps.models import FEED_PREDICATE, App
-from stich.db.base import utcnow
-from stich.gallery.models import Favorite, FeedCount, Star
+from stich.gallery.models import FeedCount
 from stich.gallery.search import FTS_TABLE
 
 Key = tuple[Any, ...]
@@ -52,7 +58,7 @@ class Drift:
     key: Key
     field: str
     stored: int
-    actual: int
+    actual: int  # what the repair writes
     note: str | None = None  # said instead of "stored vs recount" when they are not numbers
 
     def describe(self) -> str:
@@ -72,226 +78,119 @@ class Check(Protocol):
         INSERT)."""
         ...
 
-    def find(self, session: Session) -> list[Drift]: ...
+    def drifts(self, session: Session, *, ordered: bool = False) -> Iterator[Drift]:
+        """Every drift, streamed (in key order when ``ordered``)."""
+        ...
 
-    def repair(self, session: Session, drifts: Sequence[Drift]) -> None: ...
+    def find(self, session: Session) -> list[Drift]:
+        """Every drift, in key order."""
+        ...
+
+    def repair(self, session: Session) -> int:
+        """Recount and rewrite what differs, in the caller's transaction; rows rewritten."""
+        ...
+
+
+def _dialect(session: Session) -> Dialect:
+    return Dialect(session.get_bind().dialect.name)
+
+
+def _lock(session: Session, table: str) -> None:
+    statement = _dialect(session).lock(table)
+    if statement is not None:
+        session.execute(text(statement))
+
+
+def _written(result: Any) -> int:
+    return max(int(result.rowcount), 0)
+
+
+class _FindAll:
+    """``find`` as the ordered list of ``drifts``."""
+
+    def drifts(self, session: Session, *, ordered: bool = False) -> Iterator[Drift]:
+        raise NotImplementedError
+
+    def find(self, session: Session) -> list[Drift]:
+        return list(self.drifts(session, ordered=True))
 
 
 # -- counters on the app row ----------------------------------------------------------
 
 
-Recount = Callable[[Sequence[str] | None], "Select[str, int]"]
-
-
-def _per_app(key: Any, *conditions: ColumnElement[bool]) -> Recount:
-    """Rows per app (``key`` is the app id column), for all apps or just ``app_ids``."""
-
-    def recount(app_ids: Sequence[str] | None) -> Select[str, int]:
-        stmt = select(key.label("app_id"), func.count().label("n")).where(*conditions)
-        if app_ids is not None:
-            stmt = stmt.where(key.in_(app_ids))
-        return stmt.group_by(key)
-
-    return recount
-
-
 @dataclass(frozen=True)
-class AppCounterCheck:
+class AppCounterCheck(_FindAll):
     """One counter column of ``apps`` against a count of rows per app."""
 
     name: str
-    counter: InstrumentedAttribute[int]
-    recount: Recount
+    sql: CounterSql
     needs_write: bool = False
 
-    def find(self, session: Session) -> list[Drift]:
-        counts = self.recount(None).subquery()
-        actual = func.coalesce(counts.c.n, 0)
-        rows = session.execute(
-            select(App.id, self.counter, actual)
-            .outerjoin(counts, counts.c.app_id == App.id)
-            .where(self.counter != actual)
-            .order_by(App.id)
-        )
-        return [Drift(self.name, (r[0],), self.counter.key, r[1], int(r[2])) for r in rows]
+    def drifts(self, session: Session, *, ordered: bool = False) -> Iterator[Drift]:
+        for app_id, stored, actual in session.execute(text(self.sql.find(ordered=ordered))):
+            yield Drift(self.name, (app_id,), self.sql.column, int(stored), int(actual))
 
-    def repair(self, session: Session, drifts: Sequence[Drift]) -> None:
-        app_ids = sorted({drift.key[0] for drift in drifts})
-        fresh: dict[str, int] = {
-            row[0]: int(row[1]) for row in session.execute(self.recount(app_ids))
-        }
-        table = table_of(App)
-        stmt = (
-            update(table)
-            .where(table.c.id == bindparam("b_app_id"))
-            .values({self.counter.key: bindparam("b_count"), "updated_at": table.c.updated_at})
-        )
-        params = [{"b_app_id": app_id, "b_count": fresh.get(app_id, 0)} for app_id in app_ids]
-        session.execute(stmt, params)
+    def repair(self, session: Session) -> int:
+        _lock(session, "apps")
+        return _written(session.execute(text(self.sql.repair())))
 
 
 # -- daily rollups ----------------------------------------------------------------------
 
-DailyValues = tuple[int, int, int]  # views, unique viewers, stars
-
-
-def _start_of(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
-
-
-def _daily_recount(
-    session: Session, app_ids: Sequence[str] | None, views_since: date | None = None
-) -> dict[Key, DailyValues]:
-    view_day = utc_day(AppView.viewed_at)
-    views = select(
-        AppView.app_id,
-        view_day,
-        func.count(),
-        func.count(AppView.viewer_key.distinct()),
-    ).group_by(AppView.app_id, view_day)
-    if views_since is not None:
-        views = views.where(AppView.viewed_at >= _start_of(views_since))
-    star_day = utc_day(Star.created_at)
-    stars = select(Star.app_id, star_day, func.count()).group_by(Star.app_id, star_day)
-    if app_ids is not None:
-        views = views.where(AppView.app_id.in_(app_ids))
-        stars = stars.where(Star.app_id.in_(app_ids))
-    recount: dict[Key, list[int]] = {}
-    for app_id, day, n, unique in session.execute(views):
-        recount[(app_id, day)] = [int(n), int(unique), 0]
-    for app_id, day, n in session.execute(stars):
-        recount.setdefault((app_id, day), [0, 0, 0])[2] = int(n)
-    return {key: (v[0], v[1], v[2]) for key, v in recount.items()}
-
-
-_DAILY_FIELDS = ("views", "unique_viewers", "stars")
-
 
 @dataclass(frozen=True)
-class DailyStatsCheck:
-    """Rollups against the events. ``views_since``: the first day whose raw view events
-    are all still retained; older days' views are history the rollups alone keep."""
+class DailyStatsCheck(_FindAll):
+    """``app_daily_stats`` against the views and stars."""
 
+    history: ViewHistory = field(default_factory=ViewHistory.everything_retained)
     name: str = "daily rollups"
     needs_write: bool = False
-    views_since: date | None = None
 
-    def _views_known(self, day: date) -> bool:
-        return self.views_since is None or day >= self.views_since
+    def _sql(self, session: Session) -> DailyStatsSql:
+        return DailyStatsSql(_dialect(session))
 
-    def find(self, session: Session) -> list[Drift]:
-        recount = _daily_recount(session, None, self.views_since)
-        stored: dict[Key, DailyValues] = {
-            (r[0], r[1]): (r[2], r[3], r[4])
-            for r in session.execute(
-                select(
-                    AppDailyStats.app_id,
-                    AppDailyStats.day,
-                    AppDailyStats.views,
-                    AppDailyStats.unique_viewers,
-                    AppDailyStats.stars,
-                )
+    def drifts(self, session: Session, *, ordered: bool = False) -> Iterator[Drift]:
+        sql = self._sql(session).find(ordered=ordered)
+        for row in session.execute(self.history.bind(sql)):
+            app_id, day = row[0], row[1]
+            s_views, a_views, s_unique, a_unique, s_stars, a_stars, w_views, w_unique = (
+                int(v) for v in row[2:]
             )
-        }
-        drifts: list[Drift] = []
-        for key in sorted(recount.keys() | stored.keys()):
-            have, want = stored.get(key, (0, 0, 0)), recount.get(key, (0, 0, 0))
-            fields = _DAILY_FIELDS if self._views_known(key[1]) else ("stars",)
-            for field, s, a in zip(_DAILY_FIELDS, have, want, strict=True):
-                if field in fields and s != a:
-                    drifts.append(Drift(self.name, key, field, s, a))
-        return drifts
+            del a_views, a_unique  # the wanted values say it (history may keep more)
+            for name, stored, wanted in (
+                ("views", s_views, w_views),
+                ("unique_viewers", s_unique, w_unique),
+                ("stars", s_stars, a_stars),
+            ):
+                if stored != wanted:
+                    yield Drift(self.name, (app_id, day), name, stored, wanted)
 
-    def repair(self, session: Session, drifts: Sequence[Drift]) -> None:
-        keys = sorted({drift.key for drift in drifts})
-        fresh = _daily_recount(session, sorted({app_id for app_id, _ in keys}), self.views_since)
-        for known in (True, False):
-            group = [key for key in keys if self._views_known(key[1]) is known]
-            if not group:
-                continue
-            rows = [
-                dict(
-                    zip(
-                        ("app_id", "day", *_DAILY_FIELDS),
-                        (*key, *fresh.get(key, (0, 0, 0))),
-                        strict=True,
-                    )
-                )
-                for key in group
-            ]
-            # Days past view retention: only stars can be recounted; views stay history.
-            fields = _DAILY_FIELDS if known else ("stars",)
-            stmt = insert_for(session, AppDailyStats).values(rows)
-            session.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["app_id", "day"],
-                    set_={field: getattr(stmt.excluded, field) for field in fields},
-                )
-            )
-
-
-def _breakdown_recount(
-    session: Session, app_ids: Sequence[str] | None, views_since: date | None = None
-) -> dict[Key, int]:
-    day = utc_day(AppView.viewed_at)
-    referrer = func.coalesce(AppView.referrer_origin, "")
-    recount: dict[Key, int] = {}
-    dimensions: list[tuple[BreakdownDimension, Any]] = [
-        (BreakdownDimension.REFERRER, referrer),
-        (BreakdownDimension.DEVICE, AppView.device_type),
-    ]
-    for dimension, value in dimensions:
-        stmt = select(AppView.app_id, day, value, func.count()).group_by(AppView.app_id, day, value)
-        if app_ids is not None:
-            stmt = stmt.where(AppView.app_id.in_(app_ids))
-        if views_since is not None:
-            stmt = stmt.where(AppView.viewed_at >= _start_of(views_since))
-        for app_id, d, v, n in session.execute(stmt):
-            recount[(app_id, d, dimension, str(getattr(v, "value", v)))] = int(n)
-    return recount
+    def repair(self, session: Session) -> int:
+        _lock(session, "app_daily_stats")
+        return _written(session.execute(self.history.bind(self._sql(session).repair())))
 
 
 @dataclass(frozen=True)
-class BreakdownCheck:
+class BreakdownCheck(_FindAll):
+    """``app_daily_breakdowns`` against the views."""
+
+    history: ViewHistory = field(default_factory=ViewHistory.everything_retained)
     name: str = "referrer and device rollups"
     needs_write: bool = False
-    views_since: date | None = None  # as for DailyStatsCheck
 
-    def find(self, session: Session) -> list[Drift]:
-        recount = _breakdown_recount(session, None, self.views_since)
-        t = AppDailyBreakdown
-        stored_rows = select(t.app_id, t.day, t.dimension, t.value, t.views)
-        if self.views_since is not None:
-            stored_rows = stored_rows.where(t.day >= self.views_since)
-        stored: dict[Key, int] = {
-            (r[0], r[1], r[2], r[3]): r[4] for r in session.execute(stored_rows)
-        }
-        return [
-            Drift(self.name, key, "views", stored.get(key, 0), recount.get(key, 0))
-            for key in sorted(recount.keys() | stored.keys(), key=str)
-            if stored.get(key, 0) != recount.get(key, 0)
-        ]
+    def drifts(self, session: Session, *, ordered: bool = False) -> Iterator[Drift]:
+        sql = BreakdownSql(_dialect(session)).find(ordered=ordered)
+        for app_id, day, dimension, value, stored, _actual, wanted in session.execute(
+            self.history.bind(sql)
+        ):
+            if int(stored) != int(wanted):
+                key = (app_id, day, dimension, value)
+                yield Drift(self.name, key, "views", int(stored), int(wanted))
 
-    def repair(self, session: Session, drifts: Sequence[Drift]) -> None:
-        keys = sorted({drift.key for drift in drifts}, key=str)
-        fresh = _breakdown_recount(session, sorted({key[0] for key in keys}), self.views_since)
-        rows = [
-            dict(
-                zip(
-                    ("app_id", "day", "dimension", "value", "views"),
-                    (*k, fresh.get(k, 0)),
-                    strict=True,
-                )
-            )
-            for k in keys
-        ]
-        stmt = insert_for(session, AppDailyBreakdown).values(rows)
-        session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["app_id", "day", "dimension", "value"],
-                set_={"views": stmt.excluded.views},
-            )
-        )
+    def repair(self, session: Session) -> int:
+        _lock(session, "app_daily_breakdowns")
+        statement = self.history.bind(BreakdownSql(_dialect(session)).repair())
+        return _written(session.execute(statement))
 
 
 # -- the feed's totals and search index ------------------------------------------------
@@ -310,38 +209,45 @@ def _feed_recount(session: Session) -> dict[str, int]:
     return counts
 
 
+def _feed_drifts(session: Session, name: str) -> list[Drift]:
+    recount = _feed_recount(session)
+    stored = {
+        row[0]: row[1] for row in session.execute(select(FeedCount.scope, FeedCount.app_count))
+    }
+    return [
+        Drift(name, (scope,), "app_count", stored.get(scope, 0), recount.get(scope, 0))
+        for scope in sorted(recount.keys() | stored.keys())
+        if stored.get(scope, 0) != recount.get(scope, 0)
+    ]
+
+
 @dataclass(frozen=True)
-class FeedCountCheck:
+class FeedCountCheck(_FindAll):
+    """A few dozen rows at most (one per framework): compared in Python."""
+
     name: str = "feed totals"
     needs_write: bool = False
 
-    def find(self, session: Session) -> list[Drift]:
-        recount = _feed_recount(session)
-        stored = {
-            row[0]: row[1] for row in session.execute(select(FeedCount.scope, FeedCount.app_count))
-        }
-        return [
-            Drift(self.name, (scope,), "app_count", stored.get(scope, 0), recount.get(scope, 0))
-            for scope in sorted(recount.keys() | stored.keys())
-            if stored.get(scope, 0) != recount.get(scope, 0)
-        ]
+    def drifts(self, session: Session, *, ordered: bool = False) -> Iterator[Drift]:
+        yield from _feed_drifts(session, self.name)
 
-    def repair(self, session: Session, drifts: Sequence[Drift]) -> None:
-        fresh = _feed_recount(session)
-        rows = [
-            {"scope": d.key[0], "app_count": fresh.get(d.key[0], 0)}
-            for d in sorted(drifts, key=lambda d: d.key)
-        ]
+    def repair(self, session: Session) -> int:
+        _lock(session, FeedCount.__tablename__)
+        drifts = _feed_drifts(session, self.name)
+        if not drifts:
+            return 0
+        rows = [{"scope": d.key[0], "app_count": d.actual} for d in drifts]
         stmt = insert_for(session, FeedCount).values(rows)
         session.execute(
             stmt.on_conflict_do_update(
                 index_elements=["scope"], set_={"app_count": stmt.excluded.app_count}
             )
         )
+        return len(rows)
 
 
 @dataclass(frozen=True)
-class SearchIndexCheck:
+class SearchIndexCheck(_FindAll):
     """SQLite only: FTS5's own check of ``apps_fts`` against ``apps``; repair rebuilds it.
 
     (PostgreSQL's GIN expression index is maintained by PostgreSQL itself.)
@@ -350,9 +256,9 @@ class SearchIndexCheck:
     name: str = "search index"
     needs_write: bool = True
 
-    def find(self, session: Session) -> list[Drift]:
+    def drifts(self, session: Session, *, ordered: bool = False) -> Iterator[Drift]:
         if session.get_bind().dialect.name != "sqlite":
-            return []
+            return
         try:
             with session.begin_nested():
                 session.execute(
@@ -362,44 +268,32 @@ class SearchIndexCheck:
             if not isinstance(exc.orig, sqlite3.DatabaseError):
                 raise
             note = "does not match the apps table; repair rebuilds it"
-            return [Drift(self.name, (FTS_TABLE,), "index", 0, 0, note=note)]
-        return []
+            yield Drift(self.name, (FTS_TABLE,), "index", 0, 0, note=note)
 
-    def repair(self, session: Session, drifts: Sequence[Drift]) -> None:
+    def repair(self, session: Session) -> int:
+        if session.get_bind().dialect.name != "sqlite" or not self.find(session):
+            return 0
         session.execute(text("INSERT INTO apps_fts (apps_fts) VALUES ('rebuild')"))
+        return 1
 
 
-_live_forks = _per_app(App.parent_app_id, App.parent_app_id.is_not(None), App.deleted_at.is_(None))
-
-
-def _rollup_views(app_ids: Sequence[str] | None) -> Select[str, int]:
-    stmt = select(AppDailyStats.app_id.label("app_id"), func.sum(AppDailyStats.views).label("n"))
-    if app_ids is not None:
-        stmt = stmt.where(AppDailyStats.app_id.in_(app_ids))
-    return stmt.group_by(AppDailyStats.app_id)
-
-
-def verification_checks(
-    view_retention_days: int | None = None, *, now: datetime | None = None
-) -> list[Check]:
+def verification_checks(history: ViewHistory | None = None) -> list[Check]:
     """Every check, in dependency order (events -> rollups -> counters).
 
-    With a view retention, raw view events older than it may have been purged
-    (``stich maintenance run``); only days after the retention boundary, all of whose
-    events remain, are recounted from them.
+    ``history``: which days' raw views are all retained (see :func:`view_history`);
+    by default every day's, as in a database whose views are never purged.
     """
-    views_since = None
-    if view_retention_days is not None:
-        # The product's clock, like the maintenance run that purges by the same rule.
-        boundary = (now or utcnow()) - timedelta(days=view_retention_days)
-        views_since = boundary.date() + timedelta(days=1)
+    history = history or ViewHistory.everything_retained()
+    counter: Callable[[str], AppCounterCheck] = lambda name: AppCounterCheck(  # noqa: E731
+        name, COUNTERS[name]
+    )
     return [
-        AppCounterCheck("stars", App.star_count, _per_app(Star.app_id)),
-        AppCounterCheck("favorites", App.favorite_count, _per_app(Favorite.app_id)),
-        AppCounterCheck("forks", App.fork_count, _live_forks),
-        DailyStatsCheck(views_since=views_since),
-        BreakdownCheck(views_since=views_since),
-        AppCounterCheck("views", App.view_count, _rollup_views),
+        counter("stars"),
+        counter("favorites"),
+        counter("forks"),
+        DailyStatsCheck(history),
+        BreakdownCheck(history),
+        counter("views"),
         FeedCountCheck(),
         SearchIndexCheck(),
     ]
@@ -407,13 +301,3 @@ def verification_checks(
 
 # Everything recounted from every event (tests, and databases whose views are never purged).
 CHECKS: list[Check] = verification_checks()
-
-
-def repair_batches(drifts: Sequence[Drift], batch_size: int) -> Iterable[Sequence[Drift]]:
-    """Drifts grouped so that one key's fields are always repaired together."""
-    by_key: dict[Key, list[Drift]] = {}
-    for drift in drifts:
-        by_key.setdefault(drift.key, []).append(drift)
-    groups = list(by_key.values())
-    for batch in chunks(groups, batch_size):
-        yield [drift for group in batch for drift in group]

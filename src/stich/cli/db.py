@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -10,9 +13,8 @@ from stich.cli.common import state
 from stich.db import Database, migrate
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
-    from stich.analytics.recount import Check, Drift
+    from stich.analytics.history import ViewHistory
+    from stich.analytics.recount import Check
 
 app = typer.Typer(help="Database migrations and checks.", no_args_is_help=True)
 
@@ -83,55 +85,84 @@ def verify(
     repair: Annotated[
         bool, typer.Option("--repair", help="Fix every drift found (recounted again when fixed)")
     ] = False,
-    batch_size: Annotated[
-        int, typer.Option(min=1, max=10_000, help="Keys repaired per transaction")
-    ] = 500,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="List every drift, not only the counts")
+    ] = False,
 ) -> None:
     """Recount stars, favorites, views, forks, daily rollups and feed totals from the event
-    rows and report every drift; exit 1 if any remain."""
-    from rich.console import Console
-
+    rows and report the drift per check (every drift with --verbose); exit 1 if any
+    remain."""
+    from stich.analytics.history import view_history, views_before
     from stich.analytics.recount import verification_checks
 
-    console = Console(stderr=True)
+    retention = state.settings().view_retention_days
     remaining = 0
-    checks = verification_checks(state.settings().view_retention_days)
     with state.database() as db:
-        for check in checks:
-            drifts = _find_drift(db, check)
-            for drift in drifts:
-                typer.echo(drift.describe())
-            if not drifts:
+        with db.read("fresh") as uow:
+            history = view_history(uow.session, retention)
+            older = views_before(uow.session, history.exact_from)
+        typer.echo(_history_line(history, retention, older))
+        for check in verification_checks(history):
+            found = _tally(db, check, verbose=verbose)
+            if not found.drifts:
                 typer.echo(f"{check.name}: no drift")
                 continue
             if not repair:
-                typer.echo(f"{check.name}: {len(drifts)} drifts (run with --repair to fix)")
-                remaining += len(drifts)
+                typer.echo(f"{check.name}: {found.summary()}; run with --repair to fix")
+                remaining += found.drifts
                 continue
-            _repair(db, check, drifts, batch_size, console)
-            left = _find_drift(db, check)
-            typer.echo(f"{check.name}: repaired {len(drifts)} drifts, {len(left)} left")
-            remaining += len(left)
+            rows, seconds = _repair(db, check)
+            left = _tally(db, check, verbose=False)
+            typer.echo(
+                f"{check.name}: {found.summary()}; repaired {rows:,} rows in {seconds:.1f} s, "
+                f"{left.drifts:,} drifts left"
+            )
+            remaining += left.drifts
     if remaining:
         raise typer.Exit(1)
 
 
-def _find_drift(db: Database, check: Check) -> list[Drift]:
+def _history_line(history: ViewHistory, retention: int, older: int) -> str:
+    line = (
+        f"view history: rollups from {history.exact_from} on are recounted exactly; earlier "
+        "days keep their rollups (raised to the raw views still there, never lowered) "
+        f"[STICH_VIEW_RETENTION_DAYS={retention}]"
+    )
+    if older:
+        line += (
+            f"; {older:,} raw views are older than that (counted; `stich maintenance run` "
+            "rolls them up, then purges them)"
+        )
+    return line
+
+
+@dataclass
+class _Tally:
+    drifts: int = 0
+    rows: int = 0
+    fields: Counter[str] = field(default_factory=Counter)
+
+    def summary(self) -> str:
+        per_field = ", ".join(f"{name} {n:,}" for name, n in sorted(self.fields.items()))
+        return f"{self.drifts:,} drifts in {self.rows:,} rows ({per_field})"
+
+
+def _tally(db: Database, check: Check, *, verbose: bool) -> _Tally:
+    tally, last_key = _Tally(), None
     with db.write() if check.needs_write else db.read("fresh") as uow:
-        return check.find(uow.session)
+        for drift in check.drifts(uow.session, ordered=verbose):
+            tally.drifts += 1
+            tally.fields[drift.field] += 1
+            if drift.key != last_key:  # a row's drifted fields come one after another
+                tally.rows, last_key = tally.rows + 1, drift.key
+            if verbose:
+                typer.echo(drift.describe())
+    return tally
 
 
-def _repair(
-    db: Database, check: Check, drifts: list[Drift], batch_size: int, console: Console
-) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from stich.analytics.recount import repair_batches
-
-    columns = (TextColumn(f"repairing {check.name}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task(check.name, total=len(drifts))
-        for batch in repair_batches(drifts, batch_size):
-            with db.write() as uow:
-                check.repair(uow.session, batch)
-            progress.advance(task, len(batch))
+def _repair(db: Database, check: Check) -> tuple[int, float]:
+    typer.echo(f"repairing {check.name} ...", err=True)
+    started = time.perf_counter()
+    with db.write() as uow:
+        rows = check.repair(uow.session)
+    return rows, time.perf_counter() - started

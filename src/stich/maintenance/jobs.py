@@ -13,8 +13,11 @@ at most ``batch_size`` rows, so live traffic never waits long behind it. The cut
   purge: stars, favorites, views and rollups go with them, forks are detached, each purge
   is audited).
 - audit entries: older than STICH_AUDIT_RETENTION_DAYS.
-- raw view events: older than STICH_VIEW_RETENTION_DAYS. App counters and the daily
-  rollups keep the history; nothing reads old raw events.
+- raw view events: whole UTC days older than STICH_VIEW_RETENTION_DAYS. First, in one
+  transaction, the rollups of those days are raised to every raw view still there
+  (``roll_up_views``: views that were never counted, e.g. imported or after a loss of
+  rollups, are counted, never dropped), and the run reports how many that was. From then
+  on the app counters and daily rollups keep the history; nothing reads old raw events.
 """
 
 from __future__ import annotations
@@ -26,10 +29,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+import structlog
 from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
+from stich.analytics.history import day_start, first_retained_day
 from stich.analytics.models import AppView
+from stich.analytics.rebuild import roll_up_views
 from stich.apps.service import AppService
 from stich.audit.models import AuditLog
 from stich.audit.service import AuditService, RequestMeta
@@ -48,6 +54,8 @@ from stich.db.base import utcnow
 from stich.errors import Invalid
 from stich.gallery import rankings
 from stich.maintenance.repository import MaintenanceRepository
+
+log = structlog.get_logger("stich.maintenance")
 
 # The defaults of `stich auth cleanup`, whose rules (AuthRepository.purge_targets) these are.
 KEY_RETENTION = timedelta(days=30)
@@ -70,7 +78,8 @@ class Cutoffs:
             now=now,
             apps_deleted_before=now - timedelta(days=settings.app_retention_days),
             audit_before=now - timedelta(days=settings.audit_retention_days),
-            views_before=now - timedelta(days=settings.view_retention_days),
+            # Whole days: a day's raw views are either all there or all rolled up and gone.
+            views_before=day_start(first_retained_day(now, settings.view_retention_days)),
             rankings_computed_before=now - timedelta(seconds=settings.feed_ranking_refresh_seconds),
         )
 
@@ -114,6 +123,29 @@ class DeleteExpired:
 
     def run_batch(self, session: Session, cutoffs: Cutoffs, limit: int) -> int:
         return MaintenanceRepository(session).delete_batch(self.model, self.expired(cutoffs), limit)
+
+
+@dataclass(frozen=True)
+class PurgeViews(DeleteExpired):
+    """Raw view events of the days past retention, once their views are rolled up."""
+
+    name: str = "app_views"
+    description: str = "Raw view events past retention (rolled up first; rollups keep the history)"
+    model: type[Any] = AppView
+    expired: Callable[[Cutoffs], ColumnElement[bool]] = lambda c: AppView.viewed_at < c.views_before
+
+    def prepare(self, session: Session, cutoffs: Cutoffs) -> int:
+        """Count every raw view about to go into the rollups; how many were not yet."""
+        rolled = roll_up_views(session, cutoffs.views_before.date())
+        if rolled.views or rolled.daily_rows or rolled.breakdown_rows:
+            log.warning(
+                "views rolled up before their purge",
+                views=rolled.views,
+                daily_rows=rolled.daily_rows,
+                breakdown_rows=rolled.breakdown_rows,
+                before=str(cutoffs.views_before.date()),
+            )
+        return rolled.views
 
 
 @dataclass(frozen=True)
@@ -216,12 +248,7 @@ JOBS: tuple[Job, ...] = (
         AuditLog,
         lambda c: AuditLog.created_at < c.audit_before,
     ),
-    DeleteExpired(
-        "app_views",
-        "Raw view events past retention (rollups keep the history)",
-        AppView,
-        lambda c: AppView.viewed_at < c.views_before,
-    ),
+    PurgeViews(),
     RefreshRankings(),
 )
 JOB_NAMES = tuple(job.name for job in JOBS)
@@ -236,9 +263,11 @@ class JobResult:
     done: int = 0  # rows removed, or snapshots rebuilt, as ``outcome`` says
     batches: int = 0
     seconds: float = 0.0
+    rolled_up: int = 0  # views counted into the rollups before their purge
 
     def describe(self) -> str:
-        return f"{self.done} {self.outcome}"
+        rolled = f" ({self.rolled_up} views rolled up first)" if self.rolled_up else ""
+        return f"{self.done} {self.outcome}{rolled}"
 
 
 @dataclass
@@ -259,11 +288,14 @@ class MaintenanceRun:
         return self.total(Outcome.REBUILT)
 
     def changes(self) -> dict[str, dict[str, int]]:
-        """``{"removed": {job: n}, "rebuilt": {job: n}}``, leaving out what did nothing."""
+        """``{"removed": {job: n}, "rebuilt": {job: n}, "rolled_up": {job: views}}``,
+        leaving out what did nothing."""
         changes: dict[str, dict[str, int]] = {}
         for result in self.results:
             if result.done:
                 changes.setdefault(result.outcome.value, {})[result.name] = result.done
+            if result.rolled_up:
+                changes.setdefault("rolled_up", {})[result.name] = result.rolled_up
         return changes
 
 
@@ -320,6 +352,10 @@ def _run_job(
 ) -> None:
     started = time.perf_counter()
     limit = min(limit, getattr(job, "max_batch", limit))  # a job may cap its transactions
+    prepare = getattr(job, "prepare", None)  # a job may need one step before it removes
+    if prepare is not None:
+        with db.write() as uow:
+            result.rolled_up = prepare(uow.session, cutoffs)
     while True:
         with db.write() as uow:
             done = job.run_batch(uow.session, cutoffs, limit)

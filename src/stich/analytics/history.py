@@ -1,0 +1,91 @@
+"""Which days' view counts the raw view events can still prove.
+
+Raw view events (``app_views``) are purged after ``STICH_VIEW_RETENTION_DAYS``, whole UTC
+days at a time, once their views are rolled up (:mod:`stich.maintenance.jobs`). From then
+on a day's rollups are its only history. So a recount treats days in two ways:
+
+- from ``exact_from`` on, every raw view of the day is still there: the rollups must equal
+  the recount, in both directions;
+- before it, raw views may be gone: a rollup is never lowered, only raised to what the
+  remaining rows count. Every view row that exists is counted, and no history is lost.
+
+``exact_from`` is the first day the purge keeps whole, or the day of the oldest raw view
+if that is later (days before any remaining raw view were purged by an earlier run, for
+instance under a shorter retention setting).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import BigInteger, BindParameter, Date, TextClause, bindparam, func, select, text
+from sqlalchemy.orm import Session
+
+from stich.analytics.models import AppView
+from stich.db.base import UTCDateTime, utcnow
+
+NO_END = date(9999, 12, 31)
+
+
+def day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def first_retained_day(now: datetime, view_retention_days: int) -> date:
+    """The first UTC day the view purge keeps whole: every earlier day's raw views go."""
+    return (now - timedelta(days=view_retention_days)).astimezone(UTC).date()
+
+
+@dataclass(frozen=True)
+class ViewHistory:
+    exact_from: date
+    # Only the days before this one (the roll-up before a purge); NO_END: every day.
+    before: date = NO_END
+
+    @classmethod
+    def everything_retained(cls) -> ViewHistory:
+        """Every raw view was kept: every day is recounted exactly."""
+        return cls(date.min)
+
+    def params(self) -> list[BindParameter[object]]:
+        end = day_start(self.before) if self.before < NO_END else datetime.max.replace(tzinfo=UTC)
+        return [
+            bindparam("exact_from", self.exact_from, type_=Date()),
+            bindparam("days_before", self.before, type_=Date()),
+            bindparam("views_before", end, type_=UTCDateTime()),
+            # A view's window starts no later than the view and on the same UTC day.
+            bindparam("windows_before", int(end.timestamp()), type_=BigInteger()),
+        ]
+
+    def bind(self, sql: str) -> TextClause:
+        """``sql`` with the parameters of these days that it uses."""
+        return text(sql).bindparams(*(p for p in self.params() if f":{p.key}" in sql))
+
+
+def views_before(session: Session, day: date) -> int:
+    """How many raw views are older than ``day`` (by their window, on the same day)."""
+    start = int(day_start(day).timestamp()) if day > date.min else None
+    if start is None:
+        return 0
+    count = select(func.count()).select_from(AppView).where(AppView.window_start < start)
+    return int(session.scalar(count) or 0)
+
+
+def oldest_view_day(session: Session) -> date | None:
+    """The UTC day of the oldest raw view (windows divide a day, so a view's window starts
+    on the view's day: the smallest window start is on the oldest view's day)."""
+    oldest = session.scalar(select(func.min(AppView.window_start)))
+    return None if oldest is None else datetime.fromtimestamp(int(oldest), UTC).date()
+
+
+def view_history(
+    session: Session, view_retention_days: int | None, *, now: datetime | None = None
+) -> ViewHistory:
+    """The history of this database: ``view_retention_days=None`` means views are never
+    purged (every day exact)."""
+    if view_retention_days is None:
+        return ViewHistory.everything_retained()
+    exact_from = first_retained_day(now or utcnow(), view_retention_days)
+    oldest = oldest_view_day(session)
+    return ViewHistory(max(exact_from, oldest) if oldest is not None else exact_from)
