@@ -46,12 +46,13 @@ class AppEdit(StrEnum):
     UNFEATURE = "unfeature"
     DELETE = "delete"
     RESTORE = "restore"
+    TRANSFER = "transfer"
 
 
 _E = TypeVar("_E", bound=StrEnum)
 
 # What an app edit may change, for the audit entry the Studio writes when a service did not.
-_APP_FIELDS = ("status", "visibility", "is_archived", "is_featured", "deleted_at")
+_APP_FIELDS = ("status", "visibility", "is_archived", "is_featured", "deleted_at", "user_id")
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,11 @@ class StudioEdits:
                 raise Conflict("the app is already deleted", code="already_deleted")
             service.delete(admin, app_id)
             return "Deleted (restorable during the retention period)."
+        if edit is AppEdit.TRANSFER:
+            if not value.strip():
+                raise Invalid("name the receiving account (username or id)", code="invalid_user")
+            moved = service.transfer(admin, app_id, value.strip()[:64])
+            return f"Transferred to {moved.to_username or moved.to_user_id}."
         service.restore(admin, app_id)
         return "Restored."
 

@@ -1,0 +1,146 @@
+"""What every Studio view shares: a read-only sqladmin view with credential columns never
+loaded, JSON shown as JSON, and the checked forms behind the pages' actions."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+import anyio.to_thread
+from markupsafe import Markup, escape
+from sqladmin import ModelView
+from sqladmin.flash import Flash
+from sqladmin.formatters import BASE_FORMATTERS
+from sqlalchemy import Select
+from sqlalchemy.orm import defer
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from stich.config import Settings
+from stich.crypto.tokens import KeyedHasher
+from stich.db import Database
+from stich.errors import StichError
+from stich.studio.auth import StudioAdmin, current_admin, request_meta
+from stich.studio.edits import StudioEdits
+from stich.studio.redaction import hidden_columns, table_of
+
+_E = TypeVar("_E")
+
+
+@dataclass(frozen=True)
+class StudioContext:
+    """What the views of one mounted Studio need beyond sqladmin's session maker."""
+
+    database: Database
+    settings: Settings
+    hasher: KeyedHasher
+
+
+def pretty_json(value: Any) -> Markup:
+    """A JSON column as indented JSON (not a Python repr), escaped."""
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    return Markup('<pre class="mb-0 studio-json">{}</pre>').format(escape(text))
+
+
+# sqladmin's formatters, plus JSON for the dict and list values of JSON columns.
+STUDIO_FORMATTERS: dict[Any, Callable[[Any], Any]] = {
+    **BASE_FORMATTERS,
+    dict: pretty_json,
+    list: pretty_json,
+}
+
+
+class StudioView(ModelView):
+    """A read-only view of one table, credential columns never loaded."""
+
+    studio: ClassVar[StudioContext]
+    can_create = False
+    can_edit = False
+    can_delete = False
+    can_export = False
+    can_import = False
+    page_size = 25
+    page_size_options: ClassVar[list[int]] = [25, 50, 100]
+    column_type_formatters_detail: ClassVar[dict[Any, Callable[[Any], Any]]] = STUDIO_FORMATTERS
+
+    def list_query(self, request: Request) -> Select[Any]:
+        return super().list_query(request).options(*self._without_credentials())
+
+    def details_query(self, request: Request) -> Select[Any]:
+        return super().details_query(request).options(*self._without_credentials())
+
+    def _without_credentials(self) -> list[Any]:
+        table = table_of(self.model)
+        return [
+            defer(getattr(self.model, name), raiseload=True)
+            for name in hidden_columns(table)
+            if not table.columns[name].primary_key
+        ]
+
+    def _edits(self, request: Request, admin: StudioAdmin) -> StudioEdits:
+        meta = request_meta(request, self.studio.settings, self.studio.hasher)
+        return StudioEdits(self.studio.database, self.studio.settings, meta, admin.principal)
+
+    async def _render(self, request: Request, template: str, context: dict[str, Any]) -> Response:
+        return await self.templates.TemplateResponse(request, template, context)
+
+
+async def checked_form(request: Request, admin: StudioAdmin) -> FormData:
+    """The posted form, if it carries the admin's CSRF token (else 403)."""
+    form = await request.form()
+    token = str(form.get("csrf") or "")
+    if not hmac.compare_digest(token.encode(), admin.csrf_token.encode()):
+        raise HTTPException(status_code=403, detail="The form expired; reload the page.")
+    return form
+
+
+async def run_edit(request: Request, edit: Callable[..., str], *args: Any) -> None:
+    """Run one edit on a worker thread; say what happened (or why not) on the next page."""
+    try:
+        message = await anyio.to_thread.run_sync(edit, *args)
+    except StichError as exc:
+        Flash.error(request, exc.message, title="Not changed")
+    else:
+        Flash.success(request, message, title="Saved")
+
+
+def back_to(request: Request, form: FormData, page: str, pk: str) -> RedirectResponse:
+    """After a POST: back to the page the form was on (its details page, or the manage page)."""
+    if form.get("return_to") == "details":
+        target = str(request.url_for("admin:details", identity=page, pk=pk))
+    else:
+        target = str(request.url)
+    return RedirectResponse(target, status_code=303)
+
+
+def choice(kind: Callable[[str], _E], raw: object) -> _E:
+    """A posted value as one of the allowed choices (else 400)."""
+    try:
+        return kind(str(raw))
+    except ValueError:
+        raise HTTPException(status_code=400, detail="Unknown change.") from None
+
+
+def choice_bool(raw: object) -> bool:
+    if raw not in ("true", "false"):
+        raise HTTPException(status_code=400, detail="Unknown change.")
+    return raw == "true"
+
+
+__all__ = [
+    "STUDIO_FORMATTERS",
+    "StudioContext",
+    "StudioView",
+    "back_to",
+    "checked_form",
+    "choice",
+    "choice_bool",
+    "current_admin",
+    "pretty_json",
+    "run_edit",
+]
