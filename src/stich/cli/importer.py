@@ -23,8 +23,8 @@ def original(
         bool, typer.Option("--dry-run", help="Read and check every row; write nothing")
     ] = False,
     batch_size: Annotated[
-        int, typer.Option(min=100, max=20_000, help="Rows per transaction")
-    ] = 5000,
+        int, typer.Option(min=100, max=100_000, help="Rows per transaction")
+    ] = 20_000,
     secrets_key: Annotated[
         str | None,
         typer.Option(
@@ -102,3 +102,27 @@ def original(
         outcome.write_json(report)
     if outcome.verify_clean is False:
         raise typer.Exit(1)
+
+
+@app.command("generate-source")
+def generate_source(
+    out: Annotated[Path, typer.Argument(help="The SQLite file to write (must not exist)")],
+    users: Annotated[int, typer.Option(min=1)] = 20_000,
+    apps: Annotated[int, typer.Option(min=1)] = 100_000,
+    stars: Annotated[int, typer.Option(min=0)] = 300_000,
+    views: Annotated[int, typer.Option(min=0)] = 2_000_000,
+    secrets_key: Annotated[
+        str,
+        typer.Option("--secrets-key", help="AES-256 key (base64) the generated secrets use"),
+    ] = "B" * 43 + "=",
+) -> None:
+    """Write a database of the original's schema at a given size, with the original's
+    quirks, to measure `stich import original` (docs/benchmarks.md)."""
+    from stich.importer.generate import Size, generate
+
+    if out.exists():
+        raise CliFailure(f"{out} exists; give a new file", 2)
+    if stars > users * apps:
+        raise CliFailure("more stars than (user, app) pairs", 2)
+    generate(out, Size(users=users, apps=apps, stars=stars, views=views), secrets_key=secrets_key)
+    typer.echo(f"wrote {out}: {users} users, {apps} apps, {stars} stars, {views} views")

@@ -34,7 +34,7 @@ SESSIONS_NOT_IMPORTED = (
 class ImportOptions:
     source: Path
     dry_run: bool = False
-    batch_size: int = 5000
+    batch_size: int = 20_000
     secrets_key: str | None = None
     skip_secrets: bool = False
     trust_verified: bool = False

@@ -80,4 +80,4 @@ def import_secrets(source: Source, ctx: ImportContext) -> None:
             enc.dt(max(timestamp(raw["updated_at"]) or created, created)),
         )
 
-    _stream(source, ctx, "secrets", "user_secrets", SECRET_COLUMNS, secret, "user_secrets")
+    _stream(source, ctx, "secrets", "user_secrets", "user_secrets", SECRET_COLUMNS, secret)

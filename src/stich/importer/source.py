@@ -35,7 +35,6 @@ class Source:
             db_path = Path(self._tmpdir.name) / "source.db"
             _load_dump(path, db_path)
             self.conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-        self.conn.row_factory = sqlite3.Row
         missing = check_schema(self.tables())
         if missing:
             self.close()
