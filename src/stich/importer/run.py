@@ -15,12 +15,13 @@ from stich.db import Database, migrate
 from stich.importer.accounts import import_users
 from stich.importer.apps import import_apps
 from stich.importer.context import ImportContext, OnRows
-from stich.importer.events import import_audit, import_stars, import_views
+from stich.importer.events import import_audit, import_stars
 from stich.importer.legacy_secrets import OriginalSecrets
 from stich.importer.rebuild import rebuild, verify
 from stich.importer.report import ImportReport
 from stich.importer.secrets import import_secrets
 from stich.importer.source import Source, SourceError
+from stich.importer.views import import_views
 
 # Source tables in the order they are imported (the progress bars' order).
 TABLES = ("users", "apps", "stars", "app_views", "audit_logs", "user_secrets", "sessions")
