@@ -24,6 +24,8 @@ from stich.gallery.service import GalleryService
 from stich.gallery.sorts import FeedPeriod, FeedSort
 from stich.maintenance.jobs import JOB_NAMES, run_maintenance
 from stich.studio import create_studio_app
+from stich.studio.activity import SERIES_LABELS, DashboardPeriod
+from stich.studio.dashboard import PastDays, load_dashboard
 from stich.users.models import Role, User
 from tests.dashboard_support import BROWSER, expected_series, plotted, seed_platform
 from tests.factories import hasher
@@ -61,8 +63,8 @@ def test_plotted_values_equal_the_services_numbers(
 ):
     now = utcnow()
     monkeypatch.setattr("stich.studio.dashboard.utcnow", lambda: now)
+    platform = seed_platform(db, now)  # before the sign-in's first look at the dashboard
     admin_client(client, db, settings)
-    platform = seed_platform(db, now)
 
     response = client.get(f"/admin/?period={days}")
 
@@ -83,8 +85,8 @@ def test_plotted_values_equal_the_services_numbers(
 def test_top_apps_are_the_gallerys_trending_and_weekly_views(
     client: TestClient, db: Database, settings: Settings
 ):
-    admin_client(client, db, settings)
     platform = seed_platform(db, utcnow())
+    admin_client(client, db, settings)
 
     page = client.get("/admin/").text
 
@@ -182,3 +184,30 @@ def test_non_admins_are_refused(client: TestClient, db: Database, settings: Sett
     assert refused.status_code == 400
     response = client.get("/admin/")
     assert response.url.path == "/admin/login" and 'data-chart="views"' not in response.text
+
+
+def test_days_before_today_are_kept_for_a_while_and_today_is_live(db: Database):
+    now = utcnow()
+    platform = seed_platform(db, now)
+    ticks = [0.0]
+    past = PastDays(60, clock=lambda: ticks[0])
+    first = load_dashboard(db, DashboardPeriod.QUARTER, now=now, past=past)
+    assert first.activity.series == {
+        key: list(expected_series(db, platform, 90)[label].values())
+        for key, label in SERIES_LABELS.items()
+    }
+    # One more sign-up today and one yesterday.
+    with db.write() as uow:
+        for i, days_ago in enumerate((0, 1)):
+            at = now - timedelta(days=days_ago)
+            uow.session.add(User(email=f"late{i}@example.test", display_name="Late", created_at=at))
+
+    ticks[0] = 59.0
+    kept = load_dashboard(db, DashboardPeriod.MONTH, now=now, past=past).activity
+    ticks[0] = 61.0
+    renewed = load_dashboard(db, DashboardPeriod.MONTH, now=now, past=past).activity
+
+    before = first.activity.last(30).series["signups"]
+    assert kept.series["signups"] == [*before[:-1], before[-1] + 1]  # today is live
+    assert renewed.series["signups"] == [*before[:-2], before[-2] + 1, before[-1] + 1]
+    assert len(renewed.days) == 30 and renewed.end == now.date()

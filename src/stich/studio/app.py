@@ -61,7 +61,11 @@ def mount_studio(app: Starlette, settings: Settings, database: Database) -> Admi
     )
     auth.templates = admin.templates
     # The API app's view queue (absent when the Studio serves alone without Redis).
-    admin.dashboard = DashboardPage(database, lambda: getattr(app.state, "view_queue", None))
+    admin.dashboard = DashboardPage(
+        database,
+        lambda: getattr(app.state, "view_queue", None),
+        past_seconds=settings.feed_ranking_refresh_seconds,
+    )
     for view in bind_views(context):
         admin.add_view(view)
     return admin
