@@ -60,10 +60,11 @@ def test_apps_list_shows_titles_owners_and_badges_newest_first(
         assert user is not None and f">{user.display_name}</a>" in row
     assert ">ready</span>" in row and ">public</span>" in row
     assert row.index("Moon Phases") < row.index(f'small">{newer}</td>')  # the id comes last
-    assert older in page
+    assert older in page and "Showing 1 to 2 of 2 items" in page
     # Search and filters still narrow the list.
     found = client.get("/admin/app/list", params={"search": "moon"}).text
     assert "Moon Phases" in found and "Tide Tables" not in found
+    assert "Showing 1 to 1 of 1 items" in found
     public = client.get("/admin/app/list", params={"visibility": "public"}).text
     assert "Moon Phases" in public and "Tide Tables" not in public
 

@@ -14,7 +14,7 @@ from markupsafe import Markup, escape
 from sqladmin import ModelView
 from sqladmin.flash import Flash
 from sqladmin.formatters import BASE_FORMATTERS
-from sqlalchemy import Select
+from sqlalchemy import Select, Subquery, func, select
 from sqlalchemy.orm import defer
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
@@ -44,7 +44,11 @@ class StudioContext:
 def pretty_json(value: Any) -> Markup:
     """A JSON column as indented JSON (not a Python repr), escaped."""
     text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-    return Markup('<pre class="mb-0 studio-json">{}</pre>').format(escape(text))
+    # tabler draws <pre> dark; the Studio's JSON sits in light tables, so it stays light.
+    style = "background:#f6f8fb;color:#1d273b;border:1px solid #e6e7e9"
+    return Markup('<pre class="mb-0 p-2 studio-json" style="{}">{}</pre>').format(
+        style, escape(text)
+    )
 
 
 # sqladmin's formatters, plus JSON for the dict and list values of JSON columns.
@@ -71,6 +75,11 @@ class StudioView(ModelView):
     def list_query(self, request: Request) -> Select[Any]:
         return super().list_query(request).options(*self._without_credentials())
 
+    async def count(self, request: Request, stmt: Select[Any] | None = None) -> int:
+        """sqladmin counts the sorted list query; the order only costs a sort (on 100k
+        apps, 100 ms of a temporary B-tree), so the count runs without it."""
+        return int(await super().count(request, None if stmt is None else unordered(stmt)))
+
     def details_query(self, request: Request) -> Select[Any]:
         return super().details_query(request).options(*self._without_credentials())
 
@@ -88,6 +97,16 @@ class StudioView(ModelView):
 
     async def _render(self, request: Request, template: str, context: dict[str, Any]) -> Response:
         return await self.templates.TemplateResponse(request, template, context)
+
+
+def unordered(count_stmt: Select[Any]) -> Select[Any]:
+    """``SELECT count(*) FROM (<list query>)`` with the inner ORDER BY dropped."""
+    froms = count_stmt.get_final_froms()
+    if len(froms) == 1 and isinstance(froms[0], Subquery):
+        inner = froms[0].element
+        if isinstance(inner, Select):
+            return select(func.count()).select_from(inner.order_by(None).subquery())
+    return count_stmt
 
 
 async def checked_form(request: Request, admin: StudioAdmin) -> FormData:
