@@ -10,7 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
-from stich.analytics.models import AppDailyBreakdown, AppDailyStats, AppView
+from stich.analytics.models import (
+    VIEWER_KEY_LENGTH,
+    AppDailyBreakdown,
+    AppDailyStats,
+    AppView,
+)
 from stich.analytics.recount import CHECKS
 from stich.analytics.service import AnalyticsService, ViewEvent
 from stich.analytics.viewer import Viewer, referrer_origin, viewer_key
@@ -174,10 +179,11 @@ def test_no_address_is_stored_and_referrers_keep_their_origin_only(
         ("device", "desktop"),
     }
     for _, _, key in views:
-        assert len(key) == 64 and "203.0.113" not in key
+        assert len(key) == VIEWER_KEY_LENGTH and "203.0.113" not in key
     # Nothing anywhere in the database holds the address.
     with db.read() as uow:
-        for table in ("app_views", "app_daily_stats", "app_daily_breakdowns", "audit_logs"):
+        tables = ("app_views", "app_daily_viewers", "app_daily_stats", "app_daily_breakdowns")
+        for table in (*tables, "audit_logs"):
             dump = str(uow.session.execute(text(f"SELECT * FROM {table}")).all())
             assert "203.0.113.99" not in dump and "203.0.113.100" not in dump, table
 

@@ -1,6 +1,6 @@
 """Imports every model so ``Base.metadata`` holds the whole schema (Alembic, tests)."""
 
-from stich.analytics.models import AppDailyStats, AppView
+from stich.analytics.models import AppDailyStats, AppDailyViewer, AppView
 from stich.apps.models import App
 from stich.audit.models import AuditLog
 from stich.auth.models import ApiKey, OAuthState, UserSession
@@ -15,6 +15,7 @@ __all__ = [
     "ApiKey",
     "App",
     "AppDailyStats",
+    "AppDailyViewer",
     "AppView",
     "AuditLog",
     "Base",

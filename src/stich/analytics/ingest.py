@@ -1,21 +1,23 @@
-"""All SQL of set-based view ingestion: a batch of N views costs six statements, whatever N.
+"""All SQL of set-based view ingestion: a batch of N views costs five statements, whatever N.
 
 Each statement takes its rows as *one* parameter: a JSON array read with ``json_each`` on
 SQLite, and column arrays read with ``unnest`` on PostgreSQL. So the statement text is the
 same for every batch (prepared once, no per-row placeholders, no SQLAlchemy compilation on
 the hot path) and the database, not Python, loops over the rows.
 
-1. insert the views of apps in the public feed, skipping any whose (app, viewer, window)
+1. insert the views of apps in the public feed, skipping any whose (window, app, viewer)
    is already there (the unique key is the de-duplication: a batch delivered twice counts
    once), returning the keys that were new;
-2. ``apps.view_count += n``;
-3. ``app_daily_stats.views += n`` (an upsert, which also locks each (app, day) row);
-4. the windows each new viewer already had that day (to count unique viewers once);
-5. ``app_daily_stats.unique_viewers += n``;
-6. ``app_daily_breakdowns.views += n`` per referrer origin and device type (an upsert).
+2. insert the new views' (day, app, viewer) into ``app_daily_viewers``, skipping those
+   already there, returning the ones that were new: the day's new unique viewers;
+3. ``apps.view_count += n``;
+4. ``app_daily_stats.views += n, unique_viewers += u`` (an upsert);
+5. ``app_daily_breakdowns.views += n`` per referrer origin and device type (an upsert).
 
-Rows are fed in (app id, day) order, the order every writer of these tables locks them in,
-so concurrent batches on PostgreSQL queue behind each other instead of deadlocking.
+Both keys lead with time (window, day), so a batch's rows land together at the recent
+end of each index rather than on a random page each. Rows are fed in key order, and
+counters in (app id, day) order, the order every writer of these tables locks them in, so
+concurrent batches on PostgreSQL queue behind each other instead of deadlocking.
 """
 
 # Statement text is assembled from this module's own constants; values are always bound.
@@ -35,9 +37,6 @@ from sqlalchemy.orm import Session
 from stich.analytics.models import AppView
 from stich.analytics.repository import BreakdownDelta, DailyDelta, NewView, WindowKey
 from stich.apps.visibility import publicly_visible
-
-# (app id, viewer key, first window start of the day, first window start of the next day)
-DaySlot = tuple[str, str, int, int]
 
 
 def _rows_source(dialect: str, columns: Sequence[tuple[str, str]]) -> str:
@@ -67,57 +66,50 @@ def _listed_predicate(dialect: Dialect) -> str:
 
 
 class _Statements:
-    """The six statements for one dialect, built once."""
+    """The five statements for one dialect, built once."""
 
     def __init__(self, dialect: Dialect) -> None:
         name = dialect.name
         view_columns = [
+            ("window_start", "bigint"),
             ("app_id", "varchar"),
             ("viewer_key", "varchar"),
-            ("window_start", "bigint"),
-            ("user_id", "varchar"),
             ("referrer_origin", "varchar"),
             ("device_type", "varchar"),
             ("viewed_at", "timestamptz"),
         ]
         names = ", ".join(column for column, _ in view_columns)
         listed = _listed_predicate(dialect)
-        # SQLite's planner may not put the batch outside: CROSS JOIN makes it the outer loop.
-        join = "CROSS JOIN" if name == "sqlite" else "JOIN"
         picked = ", ".join(f"r.{column}" for column, _ in view_columns)
         self.insert_views = (
             f"INSERT INTO app_views ({names}) SELECT {picked} "
             f"FROM {_rows_source(name, view_columns)} "
             f"WHERE EXISTS (SELECT 1 FROM apps WHERE apps.id = r.app_id AND {listed}) "
-            "ON CONFLICT (app_id, viewer_key, window_start) DO NOTHING "
-            "RETURNING app_id, viewer_key, window_start"
+            "ON CONFLICT (window_start, app_id, viewer_key) DO NOTHING "
+            "RETURNING window_start, app_id, viewer_key"
+        )
+        viewers = [("day", "date"), ("app_id", "varchar"), ("viewer_key", "varchar")]
+        self.insert_daily_viewers = (
+            "INSERT INTO app_daily_viewers (day, app_id, viewer_key) "
+            f"SELECT r.day, r.app_id, r.viewer_key FROM {_rows_source(name, viewers)} "
+            # On SQLite a WHERE keeps an upsert after a SELECT parseable.
+            "WHERE true ON CONFLICT (day, app_id, viewer_key) DO NOTHING "
+            "RETURNING app_id, day"
         )
         self.add_app_views = (
             "UPDATE apps SET view_count = apps.view_count + r.n "
             f"FROM {_rows_source(name, [('id', 'varchar'), ('n', 'bigint')])} "
             "WHERE apps.id = r.id"
         )
-        daily = [("app_id", "varchar"), ("day", "date"), ("n", "integer")]
-        self.add_daily_views = (
+        daily = [("app_id", "varchar"), ("day", "date"), ("n", "integer"), ("u", "integer")]
+        self.add_daily = (
             "INSERT INTO app_daily_stats (app_id, day, views, unique_viewers, stars) "
-            f"SELECT r.app_id, r.day, r.n, 0, 0 FROM {_rows_source(name, daily)} "
-            # ORDER BY fixes the lock order; on SQLite a WHERE keeps the upsert parseable.
+            f"SELECT r.app_id, r.day, r.n, r.u, 0 FROM {_rows_source(name, daily)} "
+            # ORDER BY fixes the lock order.
             "WHERE true ORDER BY r.app_id, r.day "
             "ON CONFLICT (app_id, day) DO UPDATE "
-            "SET views = app_daily_stats.views + excluded.views"
-        )
-        slots = [("app_id", "varchar"), ("viewer_key", "varchar"), ("lo", "bigint")]
-        slots.append(("hi", "bigint"))
-        self.windows_of = (
-            "SELECT v.app_id, v.viewer_key, v.window_start "
-            f"FROM {_rows_source(name, slots)} {join} app_views AS v "
-            "ON v.app_id = r.app_id AND v.viewer_key = r.viewer_key "
-            "AND v.window_start >= r.lo AND v.window_start < r.hi"
-        )
-        self.add_unique_viewers = (
-            "UPDATE app_daily_stats SET unique_viewers = app_daily_stats.unique_viewers + r.n "
-            f"FROM {_rows_source(name, daily)} "
-            "WHERE app_daily_stats.app_id = r.app_id AND app_daily_stats.day = r.day"
+            "SET views = app_daily_stats.views + excluded.views, "
+            "unique_viewers = app_daily_stats.unique_viewers + excluded.unique_viewers"
         )
         breakdown = [
             ("app_id", "varchar"),
@@ -141,6 +133,9 @@ class _Statements:
         )
         self.day: Callable[[date], Any] = (
             (lambda day: day.isoformat()) if name == "sqlite" else (lambda day: day)
+        )
+        self.read_day: Callable[[Any], date] = (
+            date.fromisoformat if name == "sqlite" else (lambda day: day)
         )
 
 
@@ -170,10 +165,9 @@ class ViewIngestRepository:
         stamp = self.sql.viewed_at
         rows = [
             (
+                v.window_start,
                 v.app_id,
                 v.viewer_key,
-                v.window_start,
-                v.user_id,
                 v.referrer_origin,
                 v.device_type.value,
                 stamp(v.viewed_at),
@@ -181,32 +175,29 @@ class ViewIngestRepository:
             for v in views
         ]
         # In index order: neighbouring rows land on the same B-tree pages (fewer pages
-        # touched and written than in arrival order).
+        # touched and written than in arrival order), and lock in one order.
         rows.sort()
-        return {(r[0], r[1], int(r[2])) for r in self._run(self.sql.insert_views, rows)}
+        return {(r[1], r[2], int(r[0])) for r in self._run(self.sql.insert_views, rows)}
+
+    def insert_daily_viewers(self, slots: set[tuple[date, str, str]]) -> list[tuple[str, date]]:
+        """Record (day, app, viewer) slots; the (app, day) of each one that was new."""
+        if not slots:
+            return []
+        day = self.sql.day
+        rows = sorted((day(d), app_id, key) for d, app_id, key in slots)
+        read_day = self.sql.read_day
+        return [(r[0], read_day(r[1])) for r in self._run(self.sql.insert_daily_viewers, rows)]
 
     def add_app_views(self, counts: dict[str, int]) -> None:
         if counts:
             self._run(self.sql.add_app_views, sorted(counts.items()))
 
-    def add_daily_views(self, deltas: Sequence[DailyDelta]) -> None:
-        self._daily(self.sql.add_daily_views, deltas)
-
-    def add_unique_viewers(self, deltas: Sequence[DailyDelta]) -> None:
-        self._daily(self.sql.add_unique_viewers, deltas)
-
-    def _daily(self, sql: str, deltas: Sequence[DailyDelta]) -> None:
+    def add_daily(self, deltas: Sequence[DailyDelta]) -> None:
+        """Add views and unique viewers to each (app, day) rollup."""
         if deltas:
             day = self.sql.day
-            rows = sorted((d.app_id, day(d.day), d.count) for d in deltas)
-            self._run(sql, rows)
-
-    def windows_of(self, slots: Sequence[DaySlot]) -> set[WindowKey]:
-        """Every window in which each (app, viewer) of ``slots`` viewed the app within the
-        slot's day."""
-        if not slots:
-            return set()
-        return {(r[0], r[1], int(r[2])) for r in self._run(self.sql.windows_of, slots)}
+            rows = sorted((d.app_id, day(d.day), d.views, d.unique_viewers) for d in deltas)
+            self._run(self.sql.add_daily, rows)
 
     def add_breakdowns(self, deltas: Sequence[BreakdownDelta]) -> None:
         if deltas:

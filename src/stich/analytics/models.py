@@ -16,28 +16,35 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from stich.auth.models import TOKEN_HASH_LENGTH, DeviceType
+from stich.auth.models import DeviceType
 from stich.db.base import ID_LENGTH, Base, UTCDateTime, enum_column
 
 # INTEGER PRIMARY KEY is SQLite's rowid (cheapest insert); BIGINT identity on PostgreSQL.
 EventId = BigInteger().with_variant(Integer(), "sqlite")
+# Hex characters of the keyed viewer hash kept (128 bits: collisions are not a concern
+# at any traffic a database can hold, and the key indexes are half the size).
+VIEWER_KEY_LENGTH = 32
 
 
 class AppView(Base):
+    """One counted view: the first by its viewer of its app in a de-duplication window.
+
+    Shaped for ingest speed (docs/gallery.md, "Views"): the one secondary index is the
+    de-duplication key with the window first, so a batch's rows land together at the
+    recent end of the index instead of at a random page each; no foreign keys (the ingest
+    checks the app exists, and purging an app deletes its views in the same transaction);
+    no user id (the keyed viewer hash is all that counting needs).
+    """
+
     __tablename__ = "app_views"
-    __table_args__ = (UniqueConstraint("app_id", "viewer_key", "window_start"),)
+    __table_args__ = (UniqueConstraint("window_start", "app_id", "viewer_key"),)
 
     id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
-    app_id: Mapped[str] = mapped_column(
-        String(ID_LENGTH), ForeignKey("apps.id", ondelete="CASCADE"), nullable=False
-    )
+    app_id: Mapped[str] = mapped_column(String(ID_LENGTH), nullable=False)
     # Keyed hash (server key) of the user id, or of daily salt + IP + user agent + app.
-    viewer_key: Mapped[str] = mapped_column(String(TOKEN_HASH_LENGTH), nullable=False)
+    viewer_key: Mapped[str] = mapped_column(String(VIEWER_KEY_LENGTH), nullable=False)
     # Start of the de-duplication window this view falls in (epoch seconds, UTC).
     window_start: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    user_id: Mapped[str | None] = mapped_column(
-        String(ID_LENGTH), ForeignKey("users.id", ondelete="SET NULL")
-    )
     referrer_origin: Mapped[str | None] = mapped_column(String(255))
     device_type: Mapped[DeviceType] = mapped_column(
         enum_column(DeviceType, "view_device_type"), default=DeviceType.UNKNOWN, nullable=False
@@ -45,8 +52,17 @@ class AppView(Base):
     viewed_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
 
 
-Index("ix_app_views_app_viewed", AppView.app_id, AppView.viewed_at)
-Index("ix_app_views_viewed_at", AppView.viewed_at)
+class AppDailyViewer(Base):
+    """Who viewed an app on a UTC day: one row per (day, app, viewer), so the ingest learns
+    a viewer is new for the day from an insert-if-absent (``app_daily_stats.unique_viewers``
+    counts these rows). Day first, like the views' key: today's inserts stay together."""
+
+    __tablename__ = "app_daily_viewers"
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - SQLAlchemy's own attribute
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    app_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    viewer_key: Mapped[str] = mapped_column(String(VIEWER_KEY_LENGTH), primary_key=True)
 
 
 class AppDailyStats(Base):

@@ -27,6 +27,7 @@ from typing import Any
 import redis
 import structlog
 
+from stich.analytics.models import VIEWER_KEY_LENGTH
 from stich.analytics.queue import ViewQueueStats, ingest_batch
 from stich.analytics.repository import NewView
 from stich.auth.models import DeviceType
@@ -45,7 +46,6 @@ def encode_view(view: NewView) -> str:
             view.app_id,
             view.viewer_key,
             view.window_start,
-            view.user_id,
             view.referrer_origin,
             view.device_type.value,
             view.viewed_at.isoformat(),
@@ -57,11 +57,15 @@ def encode_view(view: NewView) -> str:
 def decode_view(raw: bytes | str) -> NewView:
     """A view from its stream entry; ValueError if it is not one."""
     try:
-        app_id, key, window, user_id, origin, device, at = json.loads(raw)
+        fields = json.loads(raw)
+        if isinstance(fields, list) and len(fields) == 7:
+            del fields[3]  # written before 0009: it carried the user id, no longer kept
+        app_id, key, window, origin, device, at = fields
         viewed_at = datetime.fromisoformat(at)
         if viewed_at.tzinfo is None or not isinstance(window, int):
             raise ValueError("naive time or bad window")
-        return NewView(app_id, key, window, user_id, origin, DeviceType(device), viewed_at)
+        key = str(key)[:VIEWER_KEY_LENGTH]  # older entries carry the full-length hash
+        return NewView(app_id, key, window, origin, DeviceType(device), viewed_at)
     except (TypeError, ValueError, KeyError) as exc:
         raise ValueError(f"not a queued view: {exc}") from exc
 

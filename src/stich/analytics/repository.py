@@ -41,7 +41,6 @@ class NewView:
     app_id: str
     viewer_key: str
     window_start: int
-    user_id: str | None
     referrer_origin: str | None
     device_type: DeviceType
     viewed_at: datetime
@@ -54,7 +53,8 @@ WindowKey = tuple[str, str, int]  # (app_id, viewer_key, window_start)
 class DailyDelta:
     app_id: str
     day: date
-    count: int
+    views: int
+    unique_viewers: int
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,6 @@ from stich.analytics.repository import (
 )
 from stich.analytics.viewer import (
     Viewer,
-    day_start,
     device_type,
     referrer_origin,
     viewer_key,
@@ -174,13 +173,13 @@ class AnalyticsService:
         if not inserted:
             return 0
         counted = [unique[key] for key in sorted(inserted)]
+        # A viewer is unique for the day when its (day, app, viewer) is new: the database's
+        # key decides, so two batches racing with the same viewer count it once.
+        first_of_day = repo.insert_daily_viewers(
+            {(_day_of(v.window_start), v.app_id, v.viewer_key) for v in counted}
+        )
         repo.add_app_views(Counter(view.app_id for view in counted))
-        # Views first: the upsert locks each (app, day) rollup row, so the look for
-        # earlier windows below sees every concurrent view of that day already committed
-        # and a viewer is counted unique once, even when two of its views race.
-        repo.add_daily_views(_per_day(counted))
-        first_of_day = _first_of_day(repo, inserted)
-        repo.add_unique_viewers(_per_day([unique[key] for key in sorted(first_of_day)]))
+        repo.add_daily(_daily_deltas(counted, first_of_day))
         repo.add_breakdowns(_breakdown_deltas(counted))
         return len(counted)
 
@@ -264,7 +263,6 @@ def prepare_view(event: ViewEvent, hasher: KeyedHasher, window_seconds: int) -> 
         app_id=event.app_id,
         viewer_key=viewer_key(hasher, event.viewer, app_id=event.app_id, day=at.date()),
         window_start=window_start(at, window_seconds),
-        user_id=event.viewer.user_id,
         referrer_origin=referrer_origin(event.referrer),
         device_type=device,
         viewed_at=at,
@@ -281,28 +279,6 @@ def activity_streak(active_days: set[date], today: date) -> int:
     return streak
 
 
-def _first_of_day(repo: ViewIngestRepository, inserted: set[WindowKey]) -> set[WindowKey]:
-    """For each (app, viewer, day) seen for the first time, its earliest new window.
-
-    A viewer is new for the day when none of its windows that day existed before this
-    batch (whatever order the batch's views arrive in).
-    """
-    slots = {(app, key, _day_of(ws)) for app, key, ws in inserted}
-    known = repo.windows_of(
-        sorted(
-            (app, key, day_start(day), day_start(day + timedelta(days=1)))
-            for app, key, day in slots
-        )
-    )
-    seen_before = {(app, key, _day_of(ws)) for app, key, ws in known - inserted}
-    first: dict[tuple[str, str, date], WindowKey] = {}
-    for window in sorted(inserted, key=lambda w: w[2]):
-        slot = (window[0], window[1], _day_of(window[2]))
-        if slot not in seen_before:
-            first.setdefault(slot, window)
-    return set(first.values())
-
-
 @lru_cache(maxsize=1024)  # a batch has a handful of windows, looked up thousands of times
 def _day_of(window: int) -> date:
     return datetime.fromtimestamp(window, UTC).date()
@@ -316,10 +292,11 @@ def _fill_days(rows: list[DayRow], start: date, end: date) -> list[DayRow]:
     return [by_day.get(day, DayRow(day, 0, 0, 0)) for day in days]
 
 
-def _per_day(views: list[NewView]) -> list[DailyDelta]:
-    """How many of ``views`` each app had on each day."""
+def _daily_deltas(views: list[NewView], first_of_day: list[tuple[str, date]]) -> list[DailyDelta]:
+    """Views and new unique viewers per (app, day)."""
     counts = Counter((view.app_id, _day_of(view.window_start)) for view in views)
-    return [DailyDelta(app_id, day, n) for (app_id, day), n in counts.items()]
+    uniques = Counter(first_of_day)
+    return [DailyDelta(app, day, n, uniques[(app, day)]) for (app, day), n in counts.items()]
 
 
 def _breakdown_deltas(views: list[NewView]) -> list[BreakdownDelta]:

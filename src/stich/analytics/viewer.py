@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from stich.analytics.models import VIEWER_KEY_LENGTH
 from stich.auth.models import DeviceType
 from stich.auth.useragent import parse_user_agent
 from stich.crypto.tokens import KeyedHasher
@@ -39,14 +40,17 @@ class Viewer:
 
 
 def viewer_key(hasher: KeyedHasher, viewer: Viewer, *, app_id: str, day: date) -> str:
-    """The keyed hash that stands for this viewer in ``app_views``."""
+    """The keyed hash that stands for this viewer in ``app_views`` (its first
+    ``VIEWER_KEY_LENGTH`` hex digits)."""
     if viewer.user_id is not None:
-        return hasher.hash(viewer.user_id, purpose="viewer:user")
-    if viewer.anonymous_owner_hash is not None:
-        return hasher.hash(viewer.anonymous_owner_hash, purpose="viewer:anonymous")
-    salt = _daily_salt(hasher, day)
-    fingerprint = "\x00".join((salt, viewer.client_ip or "", viewer.user_agent or "", app_id))
-    return hasher.hash(fingerprint, purpose="viewer:visitor")
+        key = hasher.hash(viewer.user_id, purpose="viewer:user")
+    elif viewer.anonymous_owner_hash is not None:
+        key = hasher.hash(viewer.anonymous_owner_hash, purpose="viewer:anonymous")
+    else:
+        salt = _daily_salt(hasher, day)
+        fingerprint = "\x00".join((salt, viewer.client_ip or "", viewer.user_agent or "", app_id))
+        key = hasher.hash(fingerprint, purpose="viewer:visitor")
+    return key[:VIEWER_KEY_LENGTH]
 
 
 @lru_cache(maxsize=64)

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import CursorResult, Delete, Select, Update, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from stich.analytics.models import AppDailyStats, AppView
+from stich.analytics.models import AppDailyStats, AppDailyViewer, AppView
 from stich.apps import visibility
 from stich.apps.models import App
 from stich.apps.schemas import Author
@@ -176,6 +176,8 @@ class AppRepository:
         batch.stars = self._execute(delete(Star).where(Star.app_id.in_(ids)))
         batch.favorites = self._execute(delete(Favorite).where(Favorite.app_id.in_(ids)))
         batch.views = self._execute(delete(AppView).where(AppView.app_id.in_(ids)))
+        # No foreign key cascades to the views tables (they are shaped for ingest speed).
+        self._execute(delete(AppDailyViewer).where(AppDailyViewer.app_id.in_(ids)))
         batch.daily_stats = self._execute(
             delete(AppDailyStats).where(AppDailyStats.app_id.in_(ids))
         )
