@@ -123,8 +123,14 @@ def test_failed_sign_ins_and_locked_accounts_of_today(
     assert f"/admin/user/details/{locked.user_id}" in card and "Lockedperson" in card
 
 
+def job_row(page: str, job: str) -> str:
+    return page.split(f'<tr data-job="{job}">', 1)[1].split("</tr>", 1)[0]
+
+
 def test_deployment_health(client: TestClient, db: Database, settings: Settings):
     admin_client(client, db, settings)
+    # No maintenance has run yet: the ranking snapshots are missing, the job is late.
+    assert ">late</span>" in job_row(client.get("/admin/").text, "feed_rankings")
     run_maintenance(db, settings)  # builds every ranking snapshot: one maintenance.run entry
 
     page = client.get("/admin/").text
@@ -136,11 +142,11 @@ def test_deployment_health(client: TestClient, db: Database, settings: Settings)
     assert "none configured" in page.split('id="health-replicas"', 1)[1].split("</dd>", 1)[0]
     jobs = re.findall(r'<tr data-job="([a-z_]+)">', page)
     assert jobs == list(JOB_NAMES)
-    rankings_row = page.split('<tr data-job="feed_rankings">', 1)[1].split("</tr>", 1)[0]
+    rankings_row = job_row(page, "feed_rankings")
     count = len(rankings.SCORED_RANKINGS)
     assert f"{count} of {count} snapshots" in rankings_row and f"{count} rebuilt" in rankings_row
-    sessions_row = page.split('<tr data-job="sessions">', 1)[1].split("</tr>", 1)[0]
-    assert "none recorded" in sessions_row  # it had nothing to remove
+    assert ">late</span>" not in rankings_row
+    assert "none recorded" in job_row(page, "sessions")  # it had nothing to remove
 
 
 def test_view_queue_backlog_is_shown(db: Database, settings: Settings):
@@ -211,3 +217,21 @@ def test_days_before_today_are_kept_for_a_while_and_today_is_live(db: Database):
     assert kept.series["signups"] == [*before[:-1], before[-1] + 1]  # today is live
     assert renewed.series["signups"] == [*before[:-2], before[-2] + 1, before[-1] + 1]
     assert len(renewed.days) == 30 and renewed.end == now.date()
+
+
+def test_replicas_are_listed_with_their_state(
+    backend: str, database_url: str, tmp_path: Path, db: Database
+):
+    if backend != "postgresql":
+        pytest.skip("read replicas are PostgreSQL's")
+    # The primary named as its own replica: reachable, but not in recovery, so never used.
+    with_replica = ops_settings(database_url, tmp_path, read_replica_urls=[database_url])
+    replicated = Database(with_replica)
+    try:
+        with TestClient(create_studio_app(with_replica, replicated)) as client:
+            admin_client(client, replicated, with_replica)
+            page = client.get("/admin/").text
+    finally:
+        replicated.dispose()
+    replicas = page.split('id="health-replicas">', 1)[1].split("</dd>", 1)[0]
+    assert "replica-1" in replicas and "skipped" in replicas and "not in recovery" in replicas

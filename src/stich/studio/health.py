@@ -55,6 +55,7 @@ class JobState:
     done: int  # how many rows it removed (snapshots rebuilt) then
     outcome: Outcome
     note: str | None = None
+    late: bool = False  # it should have run by now: is the schedule running?
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def deployment_health(
         head=list(_head()),
         write_fault=episode.fault.value if episode is not None else None,
         replicas=replica_states(database),
-        jobs=maintenance_jobs(session, now),
+        jobs=maintenance_jobs(session, now, database.settings.feed_ranking_refresh_seconds),
         view_backlog=view_queue.backlog() if view_queue is not None else None,
         view_queue=_queue_kind(view_queue),
     )
@@ -124,8 +125,12 @@ def replica_states(database: Database) -> list[ReplicaState]:
     return states
 
 
-def maintenance_jobs(session: Session, now: datetime) -> list[JobState]:
-    """Every maintenance job with its last recorded change, in the order runs take them."""
+def maintenance_jobs(session: Session, now: datetime, refresh_seconds: int) -> list[JobState]:
+    """Every maintenance job with its last recorded change, in the order runs take them.
+
+    The ranking snapshots are rebuilt every ``refresh_seconds``: one missing, or older than
+    three intervals, means the schedule is not running (no worker, no cron).
+    """
     entries = session.execute(
         select(AuditLog.created_at, AuditLog.new_values)
         .where(AuditLog.action == "maintenance.run")
@@ -133,21 +138,28 @@ def maintenance_jobs(session: Session, now: datetime) -> list[JobState]:
         .limit(MAINTENANCE_ENTRIES)
     ).all()
     last = _last_changes(entries)
-    snapshots = session.execute(
-        select(func.max(FeedRankingSnapshot.computed_at), func.count())
+    newest, oldest, count = session.execute(
+        select(
+            func.max(FeedRankingSnapshot.computed_at),
+            func.min(FeedRankingSnapshot.computed_at),
+            func.count(),
+        )
     ).one()
     states = []
     for job in JOBS:
         at, done = last.get(job.name, (None, 0))
-        note = None
-        if job.name == RANKINGS_JOB:
-            newest, count = snapshots
-            at = newest if newest is not None else at
-            wanted = len(rankings.SCORED_RANKINGS)
-            note = f"{count} of {wanted} snapshots" + (
-                f", newest {ago(now - newest)} ago" if newest is not None else ""
-            )
-        states.append(JobState(job.name, job.description, at, done, job.outcome, note))
+        if job.name != RANKINGS_JOB:
+            states.append(JobState(job.name, job.description, at, done, job.outcome))
+            continue
+        wanted = len(rankings.SCORED_RANKINGS)
+        note = f"{count} of {wanted} snapshots"
+        if oldest is not None:
+            note += f", oldest {ago(now - oldest)} old"
+        late = count < wanted or (
+            oldest is not None and now - oldest > timedelta(seconds=3 * refresh_seconds)
+        )
+        at = newest if newest is not None else at
+        states.append(JobState(job.name, job.description, at, done, job.outcome, note, late))
     return states
 
 
