@@ -79,7 +79,7 @@ def original(
             progress.update(tasks[table], completed=done)
 
         def step(name: str) -> None:
-            progress.console.print(f"rebuilding {name}")
+            progress.console.print(f"rebuilt {name}")
 
         try:
             outcome = run_import(
