@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from stich.analytics.service import AnalyticsPeriod, AnalyticsService
 from stich.apps.models import App, AppStatus, Visibility
-from stich.audit.models import AuditLog
+from stich.audit.models import ActorType, AuditLog
 from stich.auth.principal import Principal
 from stich.config import Settings
 from stich.db import Database
@@ -132,6 +132,17 @@ def test_audit_list_links_actor_and_resource_and_shows_the_change(
         edit="visibility",
         value="public",
     )
+    with db.write() as uow:  # an API key acts for its account; a purged app is not linked
+        uow.session.add(
+            AuditLog(
+                actor_type=ActorType.API_KEY,
+                actor_id=owner.user_id,
+                action="test.by_key",
+                resource_type="app",
+                resource_id="01a00000-0000-7000-8000-000000000000",
+                old_values={"key_hash": "0" * 64, "name": "ci"},
+            )
+        )
 
     page = client.get("/admin/audit-log/list").text
 
@@ -141,6 +152,11 @@ def test_audit_list_links_actor_and_resource_and_shows_the_change(
     assert f'/admin/app/details/{app_id}"' in row  # the resource
     assert '<del class="text-red">private</del>' in row
     assert '<span class="text-green">public</span>' in row
+    [by_key] = audit(db, "test.by_key")
+    row = page.split(f'data-audit-id="{by_key.id}"', 1)[1].split("</tr>", 1)[0]
+    assert f"/admin/user/details/{owner.user_id}" in row and "with an API key" in row
+    assert "/admin/app/details/" not in row and "01a00000-0000-7000" in row
+    assert "key_hash" not in row and "1 credential field(s) hidden" in row
 
 
 # The shared fixtures (tests/studio_support.py).

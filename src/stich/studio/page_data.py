@@ -82,9 +82,7 @@ def listed_entries(database: Database, entries: Sequence[AuditLog]) -> list[List
 
 
 def _listed_entries(repo: StudioRepository, entries: Sequence[AuditLog]) -> list[ListedEntry]:
-    actors = repo.users_by_id(
-        {e.actor_id for e in entries if e.actor_type is ActorType.USER and e.actor_id}
-    )
+    actors = repo.users_by_id({e.actor_id for e in entries if _by_account(e) and e.actor_id})
     existing: dict[str, set[str]] = {}
     for kind in _RESOURCE_PAGES:
         ids = {e.resource_id for e in entries if e.resource_type == kind and e.resource_id}
@@ -92,7 +90,7 @@ def _listed_entries(repo: StudioRepository, entries: Sequence[AuditLog]) -> list
     return [
         ListedEntry(
             entry=entry,
-            actor=actors.get(entry.actor_id or "") if entry.actor_type is ActorType.USER else None,
+            actor=actors.get(entry.actor_id or "") if _by_account(entry) else None,
             resource_page=(
                 _RESOURCE_PAGES[kind]
                 if (kind := entry.resource_type or "") in existing
@@ -103,6 +101,11 @@ def _listed_entries(repo: StudioRepository, entries: Sequence[AuditLog]) -> list
         )
         for entry in entries
     ]
+
+
+def _by_account(entry: AuditLog) -> bool:
+    """Signed-in users and their API keys act as an account (``actor_id`` is its id)."""
+    return entry.actor_type in (ActorType.USER, ActorType.API_KEY)
 
 
 # -- an app's page -------------------------------------------------------------------------
