@@ -25,6 +25,7 @@ from stich.analytics.redis_queue import RedisViewConsumer
 from stich.config import Settings
 from stich.crypto.tokens import KeyedHasher
 from stich.db import Database
+from stich.db.single_runner import single_runner
 from stich.maintenance.jobs import JOB_NAMES, MaintenanceRun, run_maintenance, select_jobs
 
 log = structlog.get_logger("stich.worker")
@@ -57,7 +58,11 @@ class MaintenanceSchedule:
                 continue
             self._next[index] = self.clock() + interval
             try:
-                run = run_maintenance(self.db, self.db.settings, jobs=select_jobs(names))
+                # One process runs each group; the others skip this turn.
+                with single_runner(self.db, f"maintenance:{names[0]}") as runner:
+                    if not runner:
+                        continue
+                    run = run_maintenance(self.db, self.db.settings, jobs=select_jobs(names))
             except Exception:
                 log.exception("scheduled maintenance failed", jobs=names)
                 continue
