@@ -305,3 +305,18 @@ def test_no_credential_value_on_any_page(
         assert secret not in shown
     for name in SENSITIVE_COLUMN_NAMES:
         assert name not in shown, name
+
+
+def test_json_columns_show_as_json_in_every_table(
+    client: TestClient, db: Database, settings: Settings, admin: Account
+):
+    member = make_user(db)
+    made = client.post("/api/keys", json={"name": "ci"}, headers=member.headers).json()
+
+    listing = client.get("/admin/api-key/list").text
+    detail = client.get(f"/admin/api-key/details/{made['id']}").text
+
+    scopes = made["scopes"]
+    assert f"<code>[&#34;{scopes[0]}&#34;" in listing  # one line in the list
+    assert 'studio-json" style="' in detail and f"&#34;{scopes[0]}&#34;" in detail
+    assert f"['{scopes[0]}'" not in listing + detail  # never a Python repr

@@ -51,11 +51,25 @@ def pretty_json(value: Any) -> Markup:
     )
 
 
-# sqladmin's formatters, plus JSON for the dict and list values of JSON columns.
+def compact_json(value: Any) -> Markup:
+    """A JSON column on one line, for lists (shortened; the detail page has it all)."""
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    if len(text) > _LIST_JSON_MAX:
+        text = text[: _LIST_JSON_MAX - 1] + "\u2026"
+    return Markup("<code>{}</code>").format(escape(text))
+
+
+_LIST_JSON_MAX = 80
+# sqladmin's formatters, plus JSON (not a Python repr) for the values of JSON columns.
 STUDIO_FORMATTERS: dict[Any, Callable[[Any], Any]] = {
     **BASE_FORMATTERS,
     dict: pretty_json,
     list: pretty_json,
+}
+STUDIO_LIST_FORMATTERS: dict[Any, Callable[[Any], Any]] = {
+    **BASE_FORMATTERS,
+    dict: compact_json,
+    list: compact_json,
 }
 
 
@@ -70,6 +84,7 @@ class StudioView(ModelView):
     can_import = False
     page_size = 25
     page_size_options: ClassVar[list[int]] = [25, 50, 100]
+    column_type_formatters: ClassVar[dict[Any, Callable[[Any], Any]]] = STUDIO_LIST_FORMATTERS
     column_type_formatters_detail: ClassVar[dict[Any, Callable[[Any], Any]]] = STUDIO_FORMATTERS
 
     def list_query(self, request: Request) -> Select[Any]:
@@ -153,6 +168,7 @@ def choice_bool(raw: object) -> bool:
 
 __all__ = [
     "STUDIO_FORMATTERS",
+    "STUDIO_LIST_FORMATTERS",
     "StudioContext",
     "StudioView",
     "back_to",
