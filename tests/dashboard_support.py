@@ -3,7 +3,9 @@ reading back what a dashboard page plots."""
 
 from __future__ import annotations
 
+import random
 import re
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -13,7 +15,9 @@ from sqlalchemy import select
 from stich.analytics.service import AnalyticsPeriod, AnalyticsService, ViewEvent
 from stich.analytics.viewer import Viewer
 from stich.apps.models import App, AppStatus, Visibility
+from stich.auth.models import ApiKey, DeviceType, UserSession
 from stich.auth.principal import Principal
+from stich.crypto.tokens import TokenKind, new_token
 from stich.db import Database
 from stich.gallery.feed import FeedRequest
 from stich.gallery.repository import Reaction
@@ -208,13 +212,16 @@ def seed_showcase(db: Database, now: datetime) -> Platform:
         uow.session.add_all(users)
         uow.session.flush()
         apps = []
+        oldest_first = sorted(users, key=lambda user: user.created_at)
         for k, (title, framework) in enumerate(_TITLES):
             created = noon - timedelta(days=(k * 23) % 85 + 1)
+            # An owner who had joined by then.
+            owner = next(u for u in oldest_first[k % 5 :] if u.created_at <= created)
             app = App(
                 title=title,
                 description=f"A {framework} app generated from a one-line prompt.",
                 framework=framework,
-                user_id=users[k % len(users)].id,
+                user_id=owner.id,
                 visibility=Visibility.PUBLIC if k % 4 != 3 else Visibility.PRIVATE,
                 status=AppStatus.DEPLOYED if k % 3 == 0 else AppStatus.READY,
                 blueprint={"pages": k % 4 + 1, "components": ["header", "list"]},
@@ -231,11 +238,17 @@ def seed_showcase(db: Database, now: datetime) -> Platform:
     for k, (app_id, created) in enumerate(public):
         age = (noon - created).days
         for days_ago in range(age + 1):
-            count = (3 + k * 2) * (1 + (days_ago * (k + 3)) % 5) // (1 + days_ago // 30)
+            # Busier lately and at weekends, with a steady (seeded) wobble.
+            wobble = random.Random(k * 1000 + days_ago).uniform(0.6, 1.4)
+            weekend = 1.5 if (now.date() - timedelta(days=days_ago)).weekday() >= 5 else 1.0
+            count = int((3 + k * 2) * wobble * weekend * (1 + 3 / (1 + days_ago / 8)))
             for v in range(count):
                 viewer = Viewer(client_ip=f"10.{k}.{days_ago}.{v}", user_agent=_AGENTS[(v + k) % 3])
                 moment = noon - timedelta(days=days_ago, minutes=v)
-                events.append(ViewEvent(app_id, viewer, moment, _REFERRERS[(v * k) % 4]))
+                referrer = _REFERRERS[(v * k) % 4]
+                events.append(ViewEvent(app_id, viewer, moment, referrer))
+                if v % 3 == 0:  # back an hour later: another view, not another viewer
+                    events.append(ViewEvent(app_id, viewer, moment + timedelta(hours=1), referrer))
     with db.write() as uow:
         AnalyticsService(uow.session, hasher).record_views(events)
     for i, user_id in enumerate(user_ids):
@@ -246,4 +259,51 @@ def seed_showcase(db: Database, now: datetime) -> Platform:
                 GalleryService(uow.session, clock=lambda m=moment: m).react(
                     Reaction.STAR, Principal.user(user_id), app_id, on=True
                 )
-    return Platform(now, user_ids, [app_id for app_id, _ in public], private_id)
+    oldest_first = [app_id for app_id, _ in sorted(public, key=lambda pair: pair[1])]
+    owner = _owner_of(db, oldest_first[0])
+    _sign_in_places(db, owner, noon)
+    return Platform(now, [owner, *(u for u in user_ids if u != owner)], oldest_first, private_id)
+
+
+def _owner_of(db: Database, app_id: str) -> str:
+    with db.read() as uow:
+        owner = uow.session.scalar(select(App.user_id).where(App.id == app_id))
+    assert owner is not None
+    return owner
+
+
+def _sign_in_places(db: Database, user_id: str, noon: datetime) -> None:
+    """Two live sessions (a laptop and a phone) and an API key, as the API would store them."""
+    with db.write() as uow:
+        for device, os_name, browser_name, hours in (
+            (DeviceType.DESKTOP, "Linux", "Chrome", 3),
+            (DeviceType.MOBILE, "iOS", "Safari", 30),
+        ):
+            uow.session.add(
+                UserSession(
+                    user_id=user_id,
+                    family_id=str(uuid.uuid4()),
+                    access_token_hash=hasher.token_hash(new_token(TokenKind.ACCESS)),
+                    refresh_token_hash=hasher.token_hash(new_token(TokenKind.REFRESH)),
+                    device_type=device,
+                    os=os_name,
+                    browser=browser_name,
+                    ip_masked="203.0.113.0/24",
+                    created_at=noon - timedelta(hours=hours * 3),
+                    last_used_at=noon - timedelta(hours=hours),
+                    access_expires_at=noon + timedelta(minutes=15),
+                    expires_at=noon + timedelta(days=30),
+                )
+            )
+        key = new_token(TokenKind.API_KEY)
+        uow.session.add(
+            ApiKey(
+                user_id=user_id,
+                name="deploy bot",
+                key_hash=hasher.token_hash(key),
+                preview=key[:8],
+                scopes=["apps:read", "apps:write"],
+                usage_count=42,
+                last_used_at=noon - timedelta(hours=2),
+            )
+        )

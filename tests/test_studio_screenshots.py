@@ -15,16 +15,24 @@ import shutil
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from stich.api.app import create_app
+from stich.apps.models import App
+from stich.audit.models import AuditLog
 from stich.config import Settings
 from stich.db import Database
 from stich.db.base import utcnow
 from stich.maintenance.jobs import run_maintenance
-from stich.users.models import Role
+from stich.users.models import Role, User
 from tests.dashboard_support import expected_series, plotted, seed_showcase
 from tests.ops_support import make_account, ops_settings
-from tests.test_ops_browser import browser, served, sign_in  # noqa: F401 - browser is a fixture
+from tests.test_ops_browser import (  # noqa: F401 - browser is a fixture
+    browser,
+    click,
+    served,
+    sign_in,
+)
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -69,7 +77,10 @@ def test_console_in_the_browser_with_screenshots(
     admin = make_account(db, settings, role=Role.ADMIN, name="opsadmin")
     platform = seed_showcase(db, now)
     run_maintenance(db, settings)  # as the worker would have: the health card shows it
-    app_id, owner_id = platform.app_ids[0], platform.user_ids[0]
+    app_id, owner_id = platform.app_ids[0], platform.user_ids[0]  # the oldest app, its owner
+    with db.read() as uow:
+        title = uow.session.scalars(select(App.title).where(App.id == app_id)).one()
+        owner_name = uow.session.scalars(select(User.display_name).where(User.id == owner_id)).one()
     viewport(browser)
     wait = WebDriverWait(browser, 20)
     shots = tmp_path / "screenshots"
@@ -96,17 +107,32 @@ def test_console_in_the_browser_with_screenshots(
         browser.save_screenshot(str(shots / "studio-dashboard.png"))
         full_page(browser, shots / "studio-dashboard-full.png")
 
-        for name, path, marker in (
-            ("studio-apps", "/admin/app/list", "Tide Tables"),
-            ("studio-app", f"/admin/app/details/{app_id}", "Tide Tables"),
-            ("studio-user", f"/admin/user/details/{owner_id}", "Ada Lovelace"),
-        ):
-            browser.get(f"{base}{path}")
-            body = (By.CLASS_NAME, "page-body")
-            wait.until(expected_conditions.presence_of_element_located(body))
-            page = browser.page_source
-            assert "Internal Server Error" not in page and marker in page, path
-            browser.save_screenshot(str(shots / f"{name}.png"))
+        browser.get(f"{base}/admin/app/list")
+        assert title in browser.page_source and owner_name in browser.page_source
+        browser.save_screenshot(str(shots / "studio-apps.png"))
+
+        # An action on the app's page (feature it), audited with the admin as actor.
+        browser.get(f"{base}/admin/app/details/{app_id}")
+        wait.until(expected_conditions.presence_of_element_located((By.ID, "app-facts")))
+        assert title in browser.find_element(By.ID, "app-facts").text
+        click(browser, By.ID, "app-feature-submit")
+        wait.until(
+            expected_conditions.text_to_be_present_in_element((By.ID, "app-facts"), "featured")
+        )
+        with db.read() as uow:
+            entry = uow.session.scalars(
+                select(AuditLog).where(AuditLog.action == "app.feature")
+            ).one()
+        assert entry.actor_id == admin.user_id and entry.resource_id == app_id
+        browser.execute_script("window.scrollTo(0, 0)")
+        browser.save_screenshot(str(shots / "studio-app.png"))
+
+        browser.get(f"{base}/admin/user/details/{owner_id}")
+        wait.until(expected_conditions.presence_of_element_located((By.ID, "user-profile")))
+        page = browser.page_source
+        assert owner_name in page and "app.feature" in page  # the owner's audit trail
+        browser.save_screenshot(str(shots / "studio-user.png"))
+        assert "Internal Server Error" not in page
 
     for name in SHOTS:
         image = (shots / f"{name}.png").read_bytes()

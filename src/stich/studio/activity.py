@@ -3,9 +3,9 @@
 The per-day numbers are sums of what the rest of Stich already keeps, never a second
 count that could disagree: views and stars are the ``app_daily_stats`` rollups the API's
 per-app analytics read (summed over apps), sign-ups and new apps are the rows' creation
-days, and "published" is the gallery's own predicate (``FEED_PREDICATE``: public, listed,
-ready or deployed, not deleted) by day of creation, read through the gallery's partial
-index. Failed sign-ins are the ``auth.login_failed`` audit entries the identity service
+days, and "published" is the gallery's own predicate (``FEED_PREDICATE``: public, ready
+or deployed, not archived, not deleted) by day of creation, read through the gallery's
+partial index. Failed sign-ins are the ``auth.login_failed`` audit entries the identity service
 writes; locks are the lock columns it sets.
 """
 
