@@ -104,7 +104,11 @@ def test_users_list_shows_names_app_counts_and_states(
     member = make_account(db, settings, name=f"lin{uuid.uuid4().hex[:6]}")
     for title in ("One", "Two", "Three"):
         make_app(db, user_id=member.user_id, title=title)
+    gone = make_app(db, user_id=member.user_id, title="Gone")
     with db.write() as uow:
+        deleted = uow.session.get(App, gone)
+        assert deleted is not None
+        deleted.deleted_at = utcnow()  # not counted
         user = uow.session.get(User, member.user_id)
         assert user is not None
         user.is_suspended = True

@@ -7,7 +7,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from stich.apps.models import App, AppStatus, Visibility
@@ -102,10 +102,12 @@ class StudioRepository:
         """Apps (not deleted) per account, for one page of accounts (owner index)."""
         if not user_ids:
             return {}
+        # Deleted ones are left out by the sum, not the WHERE clause: given
+        # "deleted_at IS NULL" SQLite walks ix_apps_deleted_at (every live app, 55 ms on
+        # 100k) instead of the owner index (0.05 ms).
+        live = func.sum(case((App.deleted_at.is_(None), 1), else_=0))
         rows = self.session.execute(
-            select(App.user_id, func.count())
-            .where(App.user_id.in_(sorted(user_ids)), App.deleted_at.is_(None))
-            .group_by(App.user_id)
+            select(App.user_id, live).where(App.user_id.in_(sorted(user_ids))).group_by(App.user_id)
         )
         return {str(user_id): int(count) for user_id, count in rows}
 
