@@ -324,3 +324,19 @@ def test_json_columns_show_as_json_in_every_table(
     assert f"<code>[&#34;{scopes[0]}&#34;" in listing  # one line in the list
     assert 'studio-json" style="' in detail and f"&#34;{scopes[0]}&#34;" in detail
     assert f"['{scopes[0]}'" not in listing + detail  # never a Python repr
+
+
+def test_only_web_addresses_are_linked_as_deployments(
+    client: TestClient, db: Database, settings: Settings, admin: Account
+):
+    owner = make_user(db)
+    safe, unsafe = make_app(db, user_id=owner.user_id), make_app(db, user_id=owner.user_id)
+    with db.write() as uow:  # as an import could leave them (no schema on the way in)
+        for app_id, url in ((safe, "https://tide.example/"), (unsafe, "javascript:alert(1)")):
+            app = uow.session.get(App, app_id)
+            assert app is not None
+            app.deployment_url = url
+
+    assert 'href="https://tide.example/"' in client.get(f"/admin/app/details/{safe}").text
+    page = client.get(f"/admin/app/details/{unsafe}").text
+    assert "<code>javascript:alert(1)</code>" in page and 'href="javascript:' not in page
