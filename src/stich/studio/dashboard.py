@@ -10,7 +10,6 @@ analytics read) and :mod:`stich.studio.health` for the deployment. The page answ
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,9 +38,9 @@ from stich.studio.activity import (
 )
 from stich.studio.charts import daily_chart
 from stich.studio.health import DeploymentHealth, ago, deployment_health
+from stich.studio.past_days import PastDays
 
 TOP_APPS = 10
-LONGEST = max(DashboardPeriod, key=lambda period: period.days)
 # The feed requests the two "top apps" tables use: exactly what GET /api/apps/public
 # answers for ?sort=trending and ?sort=viewed&period=week.
 TRENDING = FeedRequest(sort=FeedSort.TRENDING, limit=TOP_APPS)
@@ -68,34 +67,6 @@ class DashboardData:
     viewed_this_week: list[GalleryRow]
     trouble: SignInTrouble
     health: DeploymentHealth
-
-
-class PastDays:
-    """The per-day series before today, kept for ``seconds`` (today is always read live).
-
-    Summing a quarter of rollups is the one costly read of the page (about 0.1 s at the
-    medium bench size); days before today change rarely (a view queued just before
-    midnight, a purge, a deleted account's stars), so the page reads them at most once
-    per ``seconds`` (the feed rankings' refresh interval by default) and today on every
-    request. Always the longest period, so switching periods costs nothing.
-    """
-
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.seconds = seconds
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._kept: tuple[float, DailyActivity] | None = None
-
-    def before(self, today: date, activity: ActivityService) -> DailyActivity:
-        end = today - timedelta(days=1)
-        start = today - timedelta(days=LONGEST.days - 1)
-        with self._lock:  # one reader computes; the others wait for its answer
-            kept = self._kept
-            if kept is not None and kept[1].end == end and self.clock() - kept[0] < self.seconds:
-                return kept[1]
-            fresh = activity.daily(start, end)
-            self._kept = (self.clock(), fresh)
-            return fresh
 
 
 def load_dashboard(
@@ -165,7 +136,7 @@ class DashboardPage:
     ) -> None:
         self.database = database
         self.view_queue = view_queue
-        self.past = PastDays(past_seconds)
+        self.past = PastDays(database, past_seconds)
         self.clock = clock
 
     async def render(self, request: Request, templates: Jinja2Templates) -> Response:

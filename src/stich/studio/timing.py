@@ -4,7 +4,7 @@ Serves the Studio in-process (Starlette's test client, no network), signs in an 
 fetches /admin/ for each period several times, then prints the median and worst server
 time (the page's own ``Server-Timing``) and the time the client saw, after the first
 look (which reads every day; later ones read today and reuse the days before, see
-``stich.studio.dashboard.PastDays``). It adds one admin
+``stich.studio.past_days``). It adds one admin
 account (``studio-timing@example.test``) to the database, so point it at a copy of a
 bench database, not at one whose contents you compare. docs/benchmarks.md quotes it.
 """
@@ -24,7 +24,7 @@ from stich.db import Database
 from stich.log import configure_logging
 from stich.studio.activity import DashboardPeriod
 from stich.studio.app import create_studio_app
-from stich.studio.dashboard import LONGEST
+from stich.studio.past_days import LONGEST
 from stich.users.models import Role, User
 
 EMAIL = "studio-timing@example.test"
