@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from stich.analytics.models import AppView
+from stich.analytics.models import VIEWER_KEY_LENGTH, AppView
 from stich.apps.models import App, AppStatus, Visibility
 from stich.audit.models import ActorType, AuditLog
 from stich.auth.models import AnonymousOwner, ApiKey, LoginThrottle, OAuthState, UserSession
@@ -109,8 +109,8 @@ def store_credential_rows(db: Database, user_id: str) -> Credentials:
     now = utcnow()
     stored: list[str] = []
 
-    def value(tag: str) -> str:
-        made = hasher.hash(f"{tag}-{uuid.uuid4()}", purpose="test")
+    def value(tag: str, length: int = 64) -> str:
+        made = hasher.hash(f"{tag}-{uuid.uuid4()}", purpose="test")[:length]
         stored.append(made)
         return made
 
@@ -171,7 +171,12 @@ def store_credential_rows(db: Database, user_id: str) -> Credentials:
         session.add(app)
         session.flush()
         session.add(
-            AppView(app_id=app.id, viewer_key=value("viewer"), window_start=0, viewed_at=now)
+            AppView(
+                app_id=app.id,
+                viewer_key=value("viewer", VIEWER_KEY_LENGTH),
+                window_start=0,
+                viewed_at=now,
+            )
         )
         session.add(
             AuditLog(actor_type=ActorType.SYSTEM, action="test.event", ip_hash=value("audit-ip"))
