@@ -24,7 +24,7 @@ from stich.gallery.service import GalleryService
 from stich.gallery.sorts import FeedPeriod, FeedSort
 from stich.maintenance.jobs import JOB_NAMES, run_maintenance
 from stich.studio import create_studio_app
-from stich.studio.activity import SERIES_LABELS, DashboardPeriod
+from stich.studio.activity import LOCKED_SHOWN, SERIES_LABELS, ActivityService, DashboardPeriod
 from stich.studio.dashboard import load_dashboard
 from stich.studio.past_days import PastDays
 from stich.users.models import Role, User
@@ -241,3 +241,32 @@ def test_replicas_are_listed_with_their_state(
         replicated.dispose()
     replicas = page.split('id="health-replicas">', 1)[1].split("</dd>", 1)[0]
     assert "replica-1" in replicas and "skipped" in replicas and "not in recovery" in replicas
+
+
+def test_locked_accounts_are_counted_beyond_those_shown(db: Database):
+    now = utcnow()
+    with db.write() as uow:
+        for i in range(LOCKED_SHOWN + 2):
+            uow.session.add(
+                User(
+                    email=f"locked{i}@example.test",
+                    display_name=f"Locked {i}",
+                    locked_until=now + timedelta(minutes=i + 1),
+                )
+            )
+        uow.session.add(  # a lock that has run out, and a deleted account: neither counts
+            User(email="free@example.test", display_name="Free", locked_until=now)
+        )
+        uow.session.add(
+            User(
+                email="gone@example.test",
+                display_name="Gone",
+                locked_until=now + timedelta(hours=1),
+                deleted_at=now,
+            )
+        )
+    with db.read() as uow:
+        trouble = ActivityService(uow.session).sign_in_trouble(now)
+    assert trouble.locked_accounts == LOCKED_SHOWN + 2
+    shown = [account.display_name for account in trouble.locked_shown]
+    assert shown == [f"Locked {i}" for i in range(LOCKED_SHOWN + 1, 1, -1)]  # longest first
