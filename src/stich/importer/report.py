@@ -23,6 +23,7 @@ class KindReport:
     notes: Counter[str] = field(default_factory=Counter)
     # A few row ids per rejection reason, so an operator can look them up in the source.
     examples: dict[str, list[str]] = field(default_factory=dict)
+    seconds: float = 0.0  # reading, checking and writing this kind
 
     def reject(self, reason: str, row_id: Any = None) -> None:
         self.rejected[reason] += 1
@@ -44,6 +45,7 @@ class KindReport:
             "rejected_by_reason": dict(sorted(self.rejected.items())),
             "rejected_examples": dict(sorted(self.examples.items())),
             "notes": dict(sorted(self.notes.items())),
+            "seconds": round(self.seconds, 2),
         }
 
 

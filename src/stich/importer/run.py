@@ -31,6 +31,16 @@ SESSIONS_NOT_IMPORTED = (
 )
 
 
+STEPS: list[tuple[str, Callable[[Source, ImportContext], None]]] = [
+    ("users", import_users),  # and their identities
+    ("apps", import_apps),
+    ("stars", import_stars),
+    ("views", import_views),
+    ("audit_logs", import_audit),
+    ("secrets", import_secrets),
+]
+
+
 @dataclass(frozen=True)
 class ImportOptions:
     source: Path
@@ -82,12 +92,10 @@ def run_import(
                 on_rows=on_rows,
             )
             on_start(totals)
-            import_users(source, ctx)
-            import_apps(source, ctx)
-            import_stars(source, ctx)
-            import_views(source, ctx)
-            import_audit(source, ctx)
-            import_secrets(source, ctx)
+            for kind, step in STEPS:
+                begun = time.perf_counter()
+                step(source, ctx)
+                report[kind].seconds = time.perf_counter() - begun
             _sessions(ctx, totals["sessions"])
             if db is not None:
                 report.rebuild_seconds = rebuild(db, on_step)

@@ -1,8 +1,8 @@
 """The source: a SQLite file of the original's schema, or a ``.sql`` dump of one
 (``wrangler d1 export``) loaded statement by statement into a temporary SQLite file.
 
-Rows are read in batches (``fetchmany``) in rowid order, so memory does not grow with the
-size of a table. The source is opened read-only; a dump's temporary file is removed when
+Rows are read in batches (``fetchmany``), so memory does not grow with the size of a
+table. The source is opened read-only; a dump's temporary file is removed when
 the source is closed.
 """
 
@@ -17,6 +17,18 @@ from typing import Any
 from stich.importer.schema import REQUIRED_COLUMNS, check_schema
 
 Row = dict[str, Any]
+# Read in the order of the target's key where the source has an index for it, so each
+# batch lands on neighbouring B-tree pages of the target instead of pages all over its
+# index (in rowid order, every batch of views rewrote pages across the whole unique
+# key). Views by time: windows ascend, as in live traffic.
+READ_ORDER = {
+    "users": "id",
+    "apps": "id",
+    "stars": "user_id, app_id",
+    "app_views": "viewed_at",
+    "audit_logs": "id",
+    "user_secrets": "rowid",
+}
 
 
 class SourceError(Exception):
@@ -56,7 +68,8 @@ class Source:
     def rows(self, table: str, batch_size: int) -> Iterator[list[Row]]:
         """The table's rows (the columns Stich reads), ``batch_size`` at a time."""
         columns = ", ".join(f'"{c}"' for c in REQUIRED_COLUMNS[_known(table)])
-        cursor = self.conn.execute(f'SELECT {columns} FROM "{table}" ORDER BY rowid')  # noqa: S608
+        order = READ_ORDER.get(table, "rowid")
+        cursor = self.conn.execute(f'SELECT {columns} FROM "{table}" ORDER BY {order}')  # noqa: S608
         names = [d[0] for d in cursor.description]
         while batch := cursor.fetchmany(batch_size):
             yield [dict(zip(names, row, strict=True)) for row in batch]
@@ -67,7 +80,8 @@ class Source:
         """Plain tuples of ``columns`` (the fast path for the largest table)."""
         assert set(columns) <= set(REQUIRED_COLUMNS[_known(table)])
         names = ", ".join(f'"{c}"' for c in columns)
-        cursor = self.conn.execute(f'SELECT {names} FROM "{table}" ORDER BY rowid')  # noqa: S608
+        order = READ_ORDER.get(table, "rowid")
+        cursor = self.conn.execute(f'SELECT {names} FROM "{table}" ORDER BY {order}')  # noqa: S608
         while batch := cursor.fetchmany(batch_size):
             yield batch
 
