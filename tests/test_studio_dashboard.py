@@ -4,7 +4,9 @@ get in. The browser test is test_studio_screenshots.py."""
 
 from __future__ import annotations
 
+import os
 import re
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from stich.analytics.queue import InProcessViewQueue
+from stich.analytics.redis_queue import RedisViewQueue
 from stich.analytics.service import ViewEvent, prepare_view
 from stich.analytics.viewer import Viewer
 from stich.api.app import create_app
@@ -28,6 +31,7 @@ from stich.studio.activity import LOCKED_SHOWN, SERIES_LABELS, ActivityService, 
 from stich.studio.dashboard import load_dashboard
 from stich.studio.past_days import PastDays
 from stich.users.models import Role, User
+from tests.conftest import redis_client_or_skip
 from tests.dashboard_support import BROWSER, expected_series, plotted, seed_platform
 from tests.factories import hasher
 from tests.ops_support import make_account, ops_settings
@@ -270,3 +274,25 @@ def test_locked_accounts_are_counted_beyond_those_shown(db: Database):
     assert trouble.locked_accounts == LOCKED_SHOWN + 2
     shown = [account.display_name for account in trouble.locked_shown]
     assert shown == [f"Locked {i}" for i in range(LOCKED_SHOWN + 1, 1, -1)]  # longest first
+
+
+def test_studio_alone_reads_the_redis_backlog(database_url: str, tmp_path: Path, db: Database):
+    url = os.environ.get("STICH_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+    client = redis_client_or_skip(url)
+    stream = f"stich-test:{uuid.uuid4().hex}"
+    settings = ops_settings(database_url, tmp_path, view_queue_url=url, view_queue_stream=stream)
+    try:
+        producer = RedisViewQueue(settings)
+        for i in range(4):
+            viewer = Viewer(client_ip=f"10.8.8.{i}", user_agent=BROWSER)
+            view = prepare_view(ViewEvent("some-app", viewer, utcnow()), hasher, 1800)
+            assert view is not None and producer.put(view)
+        producer.close()
+        with TestClient(create_studio_app(settings, db)) as studio:
+            admin_client(studio, db, settings)
+            page = studio.get("/admin/").text
+    finally:
+        client.delete(stream)
+        client.close()
+    queue_line = page.split('id="health-view-queue">', 1)[1].split("</dd>", 1)[0]
+    assert "redis" in queue_line and 'data-value="4"' in queue_line
