@@ -53,7 +53,6 @@ CHARTS = {
     "stars": ("Stars per day", ("stars",)),
 }
 
-Clock = Callable[[], datetime]
 ViewQueueSource = Callable[[], ViewQueue | None]
 
 
@@ -132,12 +131,10 @@ class DashboardPage:
         view_queue: ViewQueueSource,
         *,
         past_seconds: float,
-        clock: Clock | None = None,
     ) -> None:
         self.database = database
         self.view_queue = view_queue
         self.past = PastDays(database, past_seconds)
-        self.clock = clock
 
     async def render(self, request: Request, templates: Jinja2Templates) -> Response:
         period = parse_period(request.query_params.get("period"))
@@ -147,7 +144,7 @@ class DashboardPage:
                 self.database,
                 period,
                 view_queue=self.view_queue(),
-                now=self.clock() if self.clock is not None else utcnow(),
+                now=utcnow(),
                 past=self.past,
             )
         )
