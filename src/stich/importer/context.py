@@ -63,7 +63,12 @@ class ImportContext:
         """One transaction per batch, so an interrupted import keeps what it committed."""
         assert self.db is not None
         with self.db.write() as uow:
-            yield BulkWriter(uow.session)
+            writer = BulkWriter(uow.session)
+            if writer.dialect == "postgresql":
+                # A batch lost in a crash is imported again by the rerun (every insert is
+                # insert-if-absent), so its commit need not wait for the WAL flush.
+                writer.connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+            yield writer
 
     def present(self, table: str, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` are in ``table`` (``id`` column) now."""
