@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from stich.analytics.history import view_history
-from stich.analytics.models import AppDailyStats, AppView
+from stich.analytics.models import AppDailyStats, AppDailyViewer, AppView
 from stich.analytics.recount import CHECKS, verification_checks
 from stich.apps.models import App, AppStatus, Visibility
 from stich.audit.models import ActorType, AuditLog
@@ -62,6 +62,7 @@ MODELS: dict[str, Any] = {
     "apps": App,
     "audit_logs": AuditLog,
     "app_views": AppView,
+    "app_daily_viewers": AppDailyViewer,
 }
 
 
@@ -173,12 +174,16 @@ def store_rows(db: Database) -> Rows:
             (live, NOW - 100 * DAY, True),
             (live, NOW - 10 * DAY, False),
         ):
+            viewer = uuid.uuid4().hex
+            window = int(viewed_at.timestamp()) // 1800 * 1800
             view = AppView(
-                app_id=app.id, viewer_key=uuid.uuid4().hex, window_start=0, viewed_at=viewed_at
+                app_id=app.id, viewer_key=viewer, window_start=window, viewed_at=viewed_at
             )
             s.add(view)
             s.flush()
             rows.add("app_views", view.id, expired=expired)
+            s.add(AppDailyViewer(day=viewed_at.date(), app_id=app.id, viewer_key=viewer))
+            rows.add("app_daily_viewers", (viewed_at.date(), viewer), expired=expired)
             s.add(AppDailyStats(app_id=app.id, day=viewed_at.date(), views=1, unique_viewers=1))
 
         for created_at, expired in ((NOW - 400 * DAY, True), (NOW - 10 * DAY, False)):
@@ -192,6 +197,10 @@ def store_rows(db: Database) -> Rows:
 
 
 def present(db: Database, table: str, keys: set[Any]) -> set[Any]:
+    if table == "app_daily_viewers":  # keyed by (day, viewer) here
+        with db.read() as uow:
+            stored = uow.session.execute(select(AppDailyViewer.day, AppDailyViewer.viewer_key))
+            return {tuple(row) for row in stored} & keys
     model = MODELS[table]
     key = model.__mapper__.primary_key[0]
     with db.read() as uow:
@@ -233,10 +242,11 @@ def test_a_run_removes_everything_expired_and_nothing_live(db: Database, setting
         "deleted_apps": "1 removed",
         "audit_logs": "1 removed",
         "app_views": "1 removed",
+        "app_daily_viewers": "1 removed",
         # Not a purge: every windowed ranking had no snapshot yet, so each was built.
         "feed_rankings": f"{len(rankings.SCORED_RANKINGS)} rebuilt",
     }
-    assert run.removed == 9 and run.rebuilt == len(rankings.SCORED_RANKINGS)
+    assert run.removed == 10 and run.rebuilt == len(rankings.SCORED_RANKINGS)
     assert {result.name: result.done for result in run.results} == {
         "sessions": 2,
         "oauth_states": 1,
@@ -247,6 +257,7 @@ def test_a_run_removes_everything_expired_and_nothing_live(db: Database, setting
         "deleted_apps": 1,
         "audit_logs": 1,
         "app_views": 1,
+        "app_daily_viewers": 1,
         # Not a purge: every windowed ranking had no snapshot yet, so each was built.
         "feed_rankings": len(rankings.SCORED_RANKINGS),
     }

@@ -36,6 +36,12 @@ class Dialect:
             return f"date({column})"
         return f"CAST(({column}) AT TIME ZONE 'UTC' AS DATE)"
 
+    def epoch_day(self, column: str) -> str:
+        """The UTC day of epoch seconds (a view's day is its window's: windows divide a day)."""
+        if self.name == "sqlite":
+            return f"date({column}, 'unixepoch')"
+        return f"CAST(to_timestamp({column}) AT TIME ZONE 'UTC' AS DATE)"
+
     def greatest(self, a: str, b: str) -> str:
         return f"max({a}, {b})" if self.name == "sqlite" else f"GREATEST({a}, {b})"
 
@@ -58,43 +64,71 @@ def _drifted(field: str) -> str:
     return f"((day >= :exact_from AND s_{field} <> a_{field}) OR s_{field} < a_{field})"
 
 
-# Raw views of apps that exist (app_views may outlive a purged app's row), limited to the
-# days a caller asks for: ``:views_before`` bounds viewed_at, ``:windows_before`` the
-# window start (never later than viewed_at), so an index on window_start can serve it.
-_VIEWS = (
-    "app_views WHERE viewed_at < :views_before AND window_start < :windows_before "
-    "AND app_id IN (SELECT id FROM apps)"
-)
+# Raw views of apps that exist (app_views has no foreign key), on the days a caller asks
+# for: by window start, which leads the views' one index and is on the view's UTC day.
+_VIEWS = "app_views WHERE window_start < :windows_before AND app_id IN (SELECT id FROM apps)"
+
+
+@dataclass(frozen=True)
+class DailyViewersSql:
+    """``app_daily_viewers``: the distinct (day, app, viewer) of the raw views. On days
+    before ``:exact_from`` rows are only ever added (raw views may be gone)."""
+
+    d: Dialect
+
+    def comparison(self) -> str:
+        return (
+            "SELECT day, app_id, viewer_key, max(s) AS stored, max(a) AS actual FROM ("
+            "SELECT day, app_id, viewer_key, 1 AS s, 0 AS a FROM app_daily_viewers "
+            "WHERE day < :days_before "
+            f"UNION ALL SELECT {self.d.epoch_day('window_start')}, app_id, viewer_key, 0, 1 "
+            f"FROM {_VIEWS}) AS c GROUP BY day, app_id, viewer_key "
+            "HAVING max(s) <> max(a) AND (max(a) = 1 OR day >= :exact_from)"
+        )
+
+    def find(self, *, ordered: bool) -> str:
+        order = " ORDER BY app_id, day, viewer_key" if ordered else ""
+        return (
+            f"SELECT app_id, day, viewer_key, stored, actual FROM ({self.comparison()}) AS w{order}"
+        )
+
+    # The repair compares once, into a temporary table, then adds and deletes from it.
+    DRIFT = "daily_viewer_drift"
+
+    def repair(self) -> list[str]:
+        return [
+            f"CREATE TEMPORARY TABLE {self.DRIFT} "
+            "(day DATE, app_id VARCHAR(36), viewer_key VARCHAR(64), missing INTEGER)",
+            f"INSERT INTO {self.DRIFT} (day, app_id, viewer_key, missing) "
+            f"SELECT day, app_id, viewer_key, actual FROM ({self.comparison()}) AS w",
+            # Rows come out of the comparison in key order: inserted in that order.
+            "INSERT INTO app_daily_viewers (day, app_id, viewer_key) "
+            f"SELECT day, app_id, viewer_key FROM {self.DRIFT} WHERE missing = 1 "
+            "ON CONFLICT DO NOTHING",
+            "DELETE FROM app_daily_viewers WHERE (day, app_id, viewer_key) IN ("
+            f"SELECT day, app_id, viewer_key FROM {self.DRIFT} WHERE missing = 0)",
+            f"DROP TABLE {self.DRIFT}",
+        ]
 
 
 @dataclass(frozen=True)
 class DailyStatsSql:
-    """``app_daily_stats``: views and unique viewers per app and UTC day from ``app_views``
-    (or, when present, unique viewers from ``app_daily_viewers``), stars from ``stars``."""
+    """``app_daily_stats``: views per app and UTC day from ``app_views``, unique viewers
+    from ``app_daily_viewers`` (rebuilt first), stars from ``stars``."""
 
     d: Dialect
-    unique_from_daily_viewers: bool = False
 
     FIELDS = ("views", "unique_viewers", "stars")
 
     def comparison(self) -> str:
         d = self.d
-        view_day = d.day("viewed_at")
-        if self.unique_from_daily_viewers:
-            views = (
-                f"SELECT app_id, {view_day} AS day, 0 AS s_views, 0 AS s_unique_viewers, "
-                "0 AS s_stars, count(*) AS a_views, 0 AS a_unique_viewers, 0 AS a_stars "
-                f"FROM {_VIEWS} GROUP BY 1, 2 "
-                "UNION ALL SELECT app_id, day, 0, 0, 0, 0, count(*), 0 FROM app_daily_viewers "
-                "WHERE day < :days_before AND app_id IN (SELECT id FROM apps) GROUP BY 1, 2"
-            )
-        else:
-            views = (
-                f"SELECT app_id, {view_day} AS day, 0 AS s_views, 0 AS s_unique_viewers, "
-                "0 AS s_stars, count(*) AS a_views, "
-                "count(DISTINCT viewer_key) AS a_unique_viewers, "
-                f"0 AS a_stars FROM {_VIEWS} GROUP BY 1, 2"
-            )
+        views = (
+            f"SELECT app_id, {d.epoch_day('window_start')} AS day, 0 AS s_views, "
+            "0 AS s_unique_viewers, 0 AS s_stars, count(*) AS a_views, 0 AS a_unique_viewers, "
+            f"0 AS a_stars FROM {_VIEWS} GROUP BY 1, 2 "
+            "UNION ALL SELECT app_id, day, 0, 0, 0, 0, count(*), 0 FROM app_daily_viewers "
+            "WHERE day < :days_before AND app_id IN (SELECT id FROM apps) GROUP BY 1, 2"
+        )
         parts = [
             views,
             f"SELECT app_id, {d.day('created_at')}, 0, 0, 0, 0, 0, count(*) FROM stars "
@@ -133,7 +167,7 @@ class DailyStatsSql:
 
     def _raw(self) -> str:
         """Views and unique viewers per (app, day) of the raw rows, alone."""
-        view_day = self.d.day("viewed_at")
+        view_day = self.d.epoch_day("window_start")
         return (
             f"SELECT app_id, {view_day} AS day, count(*) AS views, "
             f"count(DISTINCT viewer_key) AS unique_viewers FROM {_VIEWS} GROUP BY 1, 2"
@@ -181,7 +215,7 @@ class BreakdownSql:
 
     def _with(self, *, stored: bool = True) -> str:
         per_view = (
-            f"SELECT app_id, {self.d.day('viewed_at')} AS day, "
+            f"SELECT app_id, {self.d.epoch_day('window_start')} AS day, "
             "coalesce(referrer_origin, '') AS referrer, device_type AS device, count(*) AS n "
             f"FROM {_VIEWS} GROUP BY 1, 2, 3, 4"
         )
@@ -209,10 +243,13 @@ class BreakdownSql:
             f"{_kept(self.d, 'views')} AS w_views FROM w WHERE {_drifted('views')}{order}"
         )
 
+    # INSERT before WITH: Python's sqlite3 reports rowcount only for statements that
+    # start with INSERT, UPDATE or DELETE.
+    _INSERT = "INSERT INTO app_daily_breakdowns (app_id, day, dimension, value, views) "
+
     def repair(self) -> str:
         return (
-            f"{self._with()}"
-            "INSERT INTO app_daily_breakdowns (app_id, day, dimension, value, views) "
+            f"{self._INSERT}{self._with()}"
             f"SELECT app_id, day, dimension, value, {_kept(self.d, 'views')} FROM w "
             f"WHERE {_drifted('views')} ORDER BY app_id, day, dimension, value "
             "ON CONFLICT (app_id, day, dimension, value) DO UPDATE SET views = excluded.views"
@@ -223,8 +260,7 @@ class BreakdownSql:
         the raw rows of the days asked for."""
         larger = self.d.greatest("app_daily_breakdowns.views", "excluded.views")
         return (
-            f"{self._with(stored=False)}"
-            "INSERT INTO app_daily_breakdowns (app_id, day, dimension, value, views) "
+            f"{self._INSERT}{self._with(stored=False)}"
             "SELECT app_id, day, dimension, value, a_views FROM w WHERE true "
             "ORDER BY app_id, day, dimension, value "
             f"ON CONFLICT (app_id, day, dimension, value) DO UPDATE SET views = {larger} "

@@ -14,8 +14,9 @@ The definitions (the same ones the services maintain):
 - ``apps.star_count`` / ``favorite_count``: rows in ``stars`` / ``favorites`` for the app;
   ``fork_count``: its live (not deleted) forks; ``view_count``: the sum of its daily
   rollups' views (the rollups keep the history of purged raw view events).
+- ``app_daily_viewers``: the distinct (UTC day, app, viewer key) of the view rows.
 - ``app_daily_stats``: per app and UTC day, ``views`` = view rows, ``unique_viewers`` =
-  distinct viewer keys, ``stars`` = standing stars given that day.
+  its ``app_daily_viewers`` rows, ``stars`` = standing stars given that day.
 - ``app_daily_breakdowns``: view rows per app, day and referrer origin / device type.
 - ``gallery_feed_counts``: apps matching the feed predicate, overall and per framework.
 - SQLite's full-text index agrees with ``apps`` (FTS5 ``integrity-check``).
@@ -42,6 +43,7 @@ from stich.analytics.rebuild_sql import (
     BreakdownSql,
     CounterSql,
     DailyStatsSql,
+    DailyViewersSql,
     Dialect,
 )
 from stich.analytics.sql import insert_for
@@ -136,6 +138,32 @@ class AppCounterCheck(_FindAll):
 
 
 # -- daily rollups ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DailyViewersCheck(_FindAll):
+    """``app_daily_viewers`` against the distinct (day, app, viewer) of the raw views."""
+
+    history: ViewHistory = field(default_factory=ViewHistory.everything_retained)
+    name: str = "daily viewers"
+    needs_write: bool = False
+
+    def drifts(self, session: Session, *, ordered: bool = False) -> Iterator[Drift]:
+        sql = DailyViewersSql(_dialect(session)).find(ordered=ordered)
+        for app_id, day, viewer_key, stored, actual in session.execute(self.history.bind(sql)):
+            note = "missing (a raw view has it)" if actual else "extra (no raw view has it)"
+            # The start of the keyed hash says which row; the rest adds nothing.
+            key = (app_id, day, f"viewer {viewer_key[:8]}")
+            yield Drift(self.name, key, "row", int(stored), int(actual), note=note)
+
+    def repair(self, session: Session) -> int:
+        _lock(session, "app_daily_viewers")
+        create, compare, add, delete, drop = DailyViewersSql(_dialect(session)).repair()
+        session.execute(text(create))
+        session.execute(self.history.bind(compare))
+        rows = sum(_written(session.execute(text(sql))) for sql in (add, delete))
+        session.execute(text(drop))
+        return rows
 
 
 @dataclass(frozen=True)
@@ -291,6 +319,7 @@ def verification_checks(history: ViewHistory | None = None) -> list[Check]:
         counter("stars"),
         counter("favorites"),
         counter("forks"),
+        DailyViewersCheck(history),
         DailyStatsCheck(history),
         BreakdownCheck(history),
         counter("views"),

@@ -18,6 +18,7 @@ at most ``batch_size`` rows, so live traffic never waits long behind it. The cut
   (``roll_up_views``: views that were never counted, e.g. imported or after a loss of
   rollups, are counted, never dropped), and the run reports how many that was. From then
   on the app counters and daily rollups keep the history; nothing reads old raw events.
+  The days' ``app_daily_viewers`` rows go next (their count is in ``unique_viewers``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
 from stich.analytics.history import day_start, first_retained_day
-from stich.analytics.models import AppView
+from stich.analytics.models import AppDailyViewer, AppView
 from stich.analytics.rebuild import roll_up_views
 from stich.apps.service import AppService
 from stich.audit.models import AuditLog
@@ -132,7 +133,10 @@ class PurgeViews(DeleteExpired):
     name: str = "app_views"
     description: str = "Raw view events past retention (rolled up first; rollups keep the history)"
     model: type[Any] = AppView
-    expired: Callable[[Cutoffs], ColumnElement[bool]] = lambda c: AppView.viewed_at < c.views_before
+    # By window start: the views' one index leads with it, and a window is on its view's day.
+    expired: Callable[[Cutoffs], ColumnElement[bool]] = lambda c: (
+        AppView.window_start < int(c.views_before.timestamp())
+    )
 
     def prepare(self, session: Session, cutoffs: Cutoffs) -> int:
         """Count every raw view about to go into the rollups; how many were not yet."""
@@ -249,6 +253,12 @@ JOBS: tuple[Job, ...] = (
         lambda c: AuditLog.created_at < c.audit_before,
     ),
     PurgeViews(),
+    DeleteExpired(
+        "app_daily_viewers",
+        "Who viewed an app on a day, for the days past view retention (counted in the rollups)",
+        AppDailyViewer,
+        lambda c: AppDailyViewer.day < c.views_before.date(),
+    ),
     RefreshRankings(),
 )
 JOB_NAMES = tuple(job.name for job in JOBS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, delete, func, select
+from sqlalchemy import ColumnElement, CursorResult, delete, func, select, tuple_
 from sqlalchemy.orm import Session
 
 
@@ -22,8 +22,10 @@ class MaintenanceRepository:
         (``FOR UPDATE SKIP LOCKED``): maintenance never waits on live traffic, and two runs
         at once share the work instead of queueing. A skipped row goes on a later run.
         """
-        key = model.__mapper__.primary_key[0]
-        doomed = select(key).where(condition).limit(limit).with_for_update(skip_locked=True)
+        keys = model.__mapper__.primary_key
+        # A composite key is matched as a row value: (a, b) IN (SELECT a, b ...).
+        key = keys[0] if len(keys) == 1 else tuple_(*keys)
+        doomed = select(*keys).where(condition).limit(limit).with_for_update(skip_locked=True)
         result = self.session.execute(
             delete(model).where(key.in_(doomed)).execution_options(synchronize_session=False)
         )
