@@ -224,3 +224,28 @@ def test_a_sql_dump_imports_like_the_file(
         5,
         4,
     )
+
+
+def test_a_row_the_database_refuses_does_not_stop_the_rest(
+    settings: Settings, db: Database, source: Path, backend: str
+) -> None:
+    import sqlite3
+
+    from stich.importer.fixtures import insert_rows
+
+    conn = sqlite3.connect(source)
+    # PostgreSQL refuses a NUL character in text; the checks in Python let it through.
+    bad = {"id": "a-nul", "title": "NUL", "description": "bad\x00byte", "user_id": "u-email"}
+    insert_rows(conn, "apps", [{**bad, "original_prompt": "p", "created_at": 1, "updated_at": 1}])
+    conn.commit()
+    conn.close()
+    report = run(settings, source)
+    with db.read() as uow:
+        ids = set(uow.session.scalars(select(App.id)))
+    assert {"a-fork", "a-public", "a-anon", "a-archived", "a-stuck"} <= ids
+    if backend == "postgresql":
+        assert "a-nul" not in ids
+        assert any(r.startswith("database refused the row") for r in report["apps"].rejected)
+    else:
+        assert "a-nul" in ids
+    assert report.verify_clean is True
