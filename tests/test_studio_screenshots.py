@@ -106,6 +106,12 @@ def test_console_in_the_browser_with_screenshots(
         assert loaded and all(url.startswith(base) for url in loaded), loaded
         browser.save_screenshot(str(shots / "studio-dashboard.png"))
         full_page(browser, shots / "studio-dashboard-full.png")
+        # The period switch: a quarter of days, the longer history included.
+        click(browser, By.CSS_SELECTOR, '#dashboard-period a[href="?period=90"]')
+        wait.until(expected_conditions.url_contains("period=90"))
+        quarter = plotted(browser.page_source)
+        assert all(len(days) == 90 for days in quarter.values())
+        assert sum(quarter["Sign-ups"].values()) == len(platform.user_ids) + 1  # and the admin
 
         browser.get(f"{base}/admin/app/list")
         assert title in browser.page_source and owner_name in browser.page_source
