@@ -77,7 +77,8 @@ def build_awkward_source(path: Path) -> Path:
              "visibility": "public", "status": "completed", "is_archived": 1,
              "original_prompt": "x"},  # timestamps left to CURRENT_TIMESTAMP (text)
             {"id": "a-stuck", "title": "Stuck", "user_id": "u-email",
-             "visibility": "team", "status": "generating", **app_common},
+             "visibility": "team", "status": "generating",
+             "deployment_url": "javascript:alert(1)", **app_common},
             {"id": "a-orphan", "title": "Orphan", "user_id": "u-missing", **app_common},
         ],
     )  # fmt: skip

@@ -79,6 +79,8 @@ def test_every_awkward_case_lands_as_described(
         assert apps["a-fork"].status == "ready"  # completed
         assert apps["a-stuck"].status == "error"  # an interrupted generation
         assert apps["a-stuck"].visibility == "private"  # team
+        assert apps["a-stuck"].deployment_url is None  # javascript: is no URL Stich takes
+        assert report["apps"].notes["deployment_url not an http(s) URL (dropped)"] == 1
         assert apps["a-archived"].is_archived is True
         hasher = KeyedHasher(settings.server_key_bytes())
         assert apps["a-anon"].user_id is None

@@ -22,7 +22,7 @@ from stich.crypto import legacy_passwords
 from stich.db.base import new_id, utcnow
 from stich.importer.context import ImportContext
 from stich.importer.source import Row, Source
-from stich.importer.values import BadValue, fit, flag, integer, json_object, timestamp
+from stich.importer.values import BadValue, fit, flag, integer, json_object, timestamp, url
 from stich.importer.writer import Column
 from stich.users.models import AuthProvider, Role, Theme
 from stich.users.schemas import (
@@ -166,7 +166,7 @@ def _user(
         email,
         _username(raw["username"], ctx, usernames),
         _display_name(raw["display_name"], email),
-        fit(raw["avatar_url"], 2048),
+        url(raw["avatar_url"], ctx.report["users"].notes, "avatar_url"),
         raw["bio"],
         (provider or AuthProvider.EMAIL).value,
         fit(raw["provider_id"], 255) if provider is not None else None,

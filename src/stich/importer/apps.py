@@ -14,7 +14,7 @@ from stich.apps.models import AppStatus, Visibility
 from stich.db.base import utcnow
 from stich.importer.context import ImportContext
 from stich.importer.source import Row, Source
-from stich.importer.values import BadValue, fit, flag, integer, json_object, timestamp
+from stich.importer.values import BadValue, fit, flag, integer, json_object, timestamp, url
 from stich.importer.writer import Column
 
 # The original's statuses onto Stich's state machine (docs/import.md says why).
@@ -101,7 +101,7 @@ def _app(raw: Row, ctx: ImportContext) -> tuple[tuple[Any, ...], str | None]:
         app_id,
         fit(title, 200),
         raw["description"],
-        fit(raw["icon_url"], 2048),
+        url(raw["icon_url"], notes, "icon"),
         raw["original_prompt"],
         raw["final_prompt"],
         enc.js(_json(raw["blueprint"], "blueprint", ctx)),
@@ -110,15 +110,15 @@ def _app(raw: Row, ctx: ImportContext) -> tuple[tuple[Any, ...], str | None]:
         owner_hash,
         visibility.value,
         status.value,
-        fit(raw["deployment_url"], 2048),
+        url(raw["deployment_url"], notes, "deployment_url"),
         fit(raw["deployment_status"], 50),
         enc.js(_json(raw["deployment_metadata"], "deployment_metadata", ctx)),
-        fit(raw["github_repository_url"], 2048),
+        url(raw["github_repository_url"], notes, "github_repo_url"),
         github if github in ("public", "private") else None,
         max(1, integer(raw["version"], 1)),
         enc.b(flag(raw["is_archived"])),
         enc.b(flag(raw["is_featured"])),
-        fit(raw["screenshot_url"], 2048),
+        url(raw["screenshot_url"], notes, "screenshot_url"),
         enc.dt(timestamp(raw["screenshot_captured_at"])),
         enc.dt(timestamp(raw["last_deployed_at"])),
         0,

@@ -7,6 +7,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from stich.validation import HTTP_URL
+
 # Drizzle's {mode: 'timestamp'} stores epoch seconds; anything past this is milliseconds
 # (no original row is dated after the year 5000).
 _MAX_EPOCH_SECONDS = 100_000_000_000
@@ -110,3 +112,19 @@ def fit(value: Any, length: int) -> str | None:
         return None
     text = str(value)
     return text if len(text) <= length else text[:length]
+
+
+def url(value: Any, notes: Any, column: str) -> str | None:
+    """An http(s) URL as Stich accepts one (``stich.validation.HTTP_URL``), at most 2,048
+    characters; anything else (``javascript:``, a path, text) is dropped and noted, so
+    no page ever links an imported value that Stich would have refused."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip()
+    try:
+        if len(text) <= 2048:
+            return str(HTTP_URL.check(text))
+    except ValueError:
+        pass
+    notes[f"{column} not an http(s) URL (dropped)"] += 1
+    return None

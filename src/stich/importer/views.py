@@ -21,8 +21,7 @@ from functools import lru_cache, partial
 from operator import itemgetter
 from typing import Any
 
-from stich.analytics.models import AppView
-from stich.analytics.sql import table_of
+from stich.analytics.models import VIEWER_KEY_LENGTH
 from stich.analytics.viewer import Viewer, referrer_origin, viewer_key
 from stich.auth.models import DeviceType
 from stich.db.base import utcnow
@@ -31,17 +30,12 @@ from stich.importer.source import Source
 from stich.importer.values import BadValue, epoch
 from stich.importer.writer import Column
 
-_VIEWS = table_of(AppView)
-# app_views keeps the viewer's user id only in its older shape (before migration 0009).
-_VIEW_USER = "user_id" in _VIEWS.c
-# The de-duplication key first, in its order (window, app, viewer): a batch sorts as
-# plain tuples into index order, and neighbouring rows land on the same B-tree pages.
+# The de-duplication key first, in its order (window, app, viewer): a batch sorts into
+# index order, and neighbouring rows land on the same B-tree pages.
 VIEW_COLUMNS: list[Column] = [
     ("window_start", "bigint"), ("app_id", "varchar"), ("viewer_key", "varchar"),
-    *([("user_id", "varchar")] if _VIEW_USER else []),
     ("referrer_origin", "varchar"), ("device_type", "varchar"), ("viewed_at", "timestamptz"),
 ]  # fmt: skip
-VIEWER_KEY_CHARS: int = getattr(_VIEWS.c.viewer_key.type, "length", None) or 64
 READ = ("app_id", "user_id", "referrer", "device_type", "viewed_at", "id")
 BOT = "bot (live traffic never counts bots)"
 ORPHAN = "orphan: app not imported"
@@ -70,10 +64,12 @@ class _Keys:
         self.user = user
         # Keyed BLAKE2b (the key derived from the server key): a third of HMAC's cost.
         secret = hashlib.sha256(b"viewer:imported-visitor\x00" + ctx.settings.server_key_bytes())
-        self._visitor = partial(hashlib.blake2b, key=secret.digest(), digest_size=32)
+        self._visitor = partial(
+            hashlib.blake2b, key=secret.digest(), digest_size=VIEWER_KEY_LENGTH // 2
+        )
 
     def visitor(self, view_id: Any) -> str:
-        return self._visitor(str(view_id).encode()).hexdigest()[:VIEWER_KEY_CHARS]
+        return self._visitor(str(view_id).encode()).hexdigest()
 
 
 class _Stamps:
@@ -122,13 +118,10 @@ def import_views(source: Source, ctx: ImportContext) -> None:
             user_id = aliases.get(original_user, original_user) if original_user else None
             if user_id is not None and user_id in user_ids:
                 key = keys.user(user_id)
-            else:
-                user_id, key = None, keys.visitor(view_id)
+            else:  # anonymous, or a user who was not imported
+                key = keys.visitor(view_id)
             start = seconds - seconds % window
-            if _VIEW_USER:
-                rows.append((start, app_id, key, user_id, origin(referrer), device, stamp(seconds)))
-            else:
-                rows.append((start, app_id, key, origin(referrer), device, stamp(seconds)))
+            rows.append((start, app_id, key, origin(referrer), device, stamp(seconds)))
         _write(ctx, rows)
         ctx.on_rows("app_views", report.read)
 
