@@ -141,7 +141,7 @@ def plotted(page: str) -> dict[str, dict[date, int]]:
     for label, body in re.findall(
         r'<g class="chart-series" data-series="([^"]+)">(.*?)</g>', page, re.S
     ):
-        points = re.findall(r'data-day="([\d-]+)" data-value="(\d+)"', body)
+        points = re.findall(r'data-day="([\d-]+)" data-value="(\d+)"', body)  # points or columns
         series[label] = {date.fromisoformat(d): int(v) for d, v in points}
     return series
 

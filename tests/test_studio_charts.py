@@ -69,3 +69,19 @@ def test_bar_chart_draws_one_bar_per_item_in_order() -> None:
     widths = [float(w) for w in re.findall(r'<rect[^>]* width="([\d.]+)"', html)]
     assert widths[0] == 4 * widths[1] and widths[2] == 0
     assert '<td>direct</td><td class="text-end" data-value="10">10</td>' in html
+
+
+def test_bar_kind_draws_one_column_per_day_and_series_side_by_side() -> None:
+    html = str(
+        daily_chart(
+            "Apps", DAYS, {"Created": [0, 2, 1, 4, 0], "Published": [0, 1, 1, 2, 0]}, kind="bar"
+        )
+    )
+    columns = re.findall(r'<rect x="([\d.]+)"[^>]* height="([\d.]+)"[^>]* data-value="(\d+)"', html)
+    assert [int(v) for _, _, v in columns] == [0, 2, 1, 4, 0, 0, 1, 1, 2, 0]
+    heights = [float(h) for _, h, _ in columns]
+    assert heights[3] == 2 * heights[1] == 4 * heights[2] and heights[0] == 0
+    # The second series' column of a day stands just right of the first's, inside the day.
+    xs = [float(x) for x, _, _ in columns]
+    assert all(xs[i] < xs[i + 5] < xs[i + 1] for i in range(4))
+    assert "<circle" not in html and 'data-day="2026-11-04" data-value="4"' in html

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date
+from typing import Literal
 
 from markupsafe import Markup, escape
 
@@ -30,29 +31,21 @@ def daily_chart(
     series: Mapping[str, Sequence[int]],
     *,
     key: str | None = None,
+    kind: Literal["line", "bar"] = "line",
 ) -> Markup:
-    """A line chart of one or more per-day series over ``days`` (oldest first).
+    """A chart of one or more per-day series over ``days`` (oldest first): lines, or
+    columns side by side (``kind="bar"``, clearer for small counts such as sign-ups).
 
     ``key`` names the chart in ``data-chart`` (defaults to the title) for tests and links.
     """
     for name, values in series.items():
         if len(values) != len(days):
             raise ValueError(f"series {name!r} has {len(values)} values for {len(days)} days")
-    chart_key = key or title
     top = _nice_ceiling(max((v for values in series.values() for v in values), default=0))
-    plot_w = _WIDTH - _LEFT - _RIGHT
-    plot_h = _HEIGHT - _TOP - _BOTTOM
-    step = plot_w / max(len(days) - 1, 1)
-
-    def x(i: int) -> float:
-        return _LEFT + (i * step if len(days) > 1 else plot_w / 2)
-
-    def y(value: int) -> float:
-        return _TOP + plot_h - plot_h * value / top
-
+    plot = _Plot(len(days), top, bars=kind == "bar")
     parts = [_svg_open(title, _WIDTH, _HEIGHT)]
     for tick in sorted({0, top // 2, top}):
-        ty = y(tick)
+        ty = plot.y(tick)
         parts.append(
             f'<line x1="{_LEFT}" x2="{_WIDTH - _RIGHT}" y1="{ty:.1f}" y2="{ty:.1f}" '
             f'stroke="{_GRID}"/>'
@@ -62,8 +55,8 @@ def daily_chart(
     for i in sorted({0, len(days) // 2, len(days) - 1} if days else set()):
         anchor = "start" if i == 0 else "end" if i == len(days) - 1 else "middle"
         parts.append(
-            f'<text x="{x(i):.1f}" y="{_HEIGHT - 8}" text-anchor="{anchor}" fill="{_MUTED}" '
-            f"{_FONT}>{escape(days[i].strftime('%b %d'))}</text>"
+            f'<text x="{plot.x(i):.1f}" y="{_HEIGHT - 8}" text-anchor="{anchor}" '
+            f'fill="{_MUTED}" {_FONT}>{escape(days[i].strftime("%b %d"))}</text>'
         )
     if not days:
         parts.append(
@@ -71,23 +64,12 @@ def daily_chart(
             f"{_FONT}>No data</text>"
         )
     for n, (name, values) in enumerate(series.items()):
-        colour = PALETTE[n % len(PALETTE)]
-        label = escape(name)
-        points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values))
+        colour, label = PALETTE[n % len(PALETTE)], escape(name)
         parts.append(f'<g class="chart-series" data-series="{label}">')
-        if len(values) > 1:
-            parts.append(
-                f'<polyline points="{points}" fill="none" stroke="{colour}" '
-                f'stroke-width="2" stroke-linejoin="round"/>'
-            )
-        radius = 2.5 if len(values) <= 45 else 1.6
-        for i, value in enumerate(values):
-            day = days[i].isoformat()
-            parts.append(
-                f'<circle cx="{x(i):.1f}" cy="{y(value):.1f}" r="{radius}" fill="{colour}" '
-                f'data-day="{day}" data-value="{int(value)}">'
-                f"<title>{label}, {day}: {int(value)}</title></circle>"
-            )
+        if kind == "bar":
+            parts.extend(plot.columns(days, values, colour, label, n, len(series)))
+        else:
+            parts.extend(plot.line(days, values, colour, label))
         parts.append("</g>")
     parts.append("</svg>")
     legend = "".join(
@@ -100,7 +82,70 @@ def daily_chart(
     rows = [
         [day.isoformat(), *(values[i] for values in series.values())] for i, day in enumerate(days)
     ]
-    return _figure(chart_key, title, "".join(parts), legend, _table(header, rows))
+    return _figure(key or title, title, "".join(parts), legend, _table(header, rows))
+
+
+class _Plot:
+    """Where a day and a value land in the plot area: points at the days for lines, or
+    one slot per day, columns centred in it, for bars."""
+
+    def __init__(self, count: int, top: int, *, bars: bool) -> None:
+        self.count, self.top, self.bars = count, top, bars
+        self.width = _WIDTH - _LEFT - _RIGHT
+        self.height = _HEIGHT - _TOP - _BOTTOM
+        slots = count if bars else count - 1
+        self.step = self.width / max(slots, 1)
+
+    def x(self, i: int) -> float:
+        if self.bars:
+            return _LEFT + (i + 0.5) * self.step
+        return _LEFT + (i * self.step if self.count > 1 else self.width / 2)
+
+    def y(self, value: int) -> float:
+        return _TOP + self.height - self.height * value / self.top
+
+    def line(
+        self, days: Sequence[date], values: Sequence[int], colour: str, label: str
+    ) -> list[str]:
+        parts = []
+        if len(values) > 1:
+            points = " ".join(f"{self.x(i):.1f},{self.y(v):.1f}" for i, v in enumerate(values))
+            parts.append(
+                f'<polyline points="{points}" fill="none" stroke="{colour}" '
+                f'stroke-width="2" stroke-linejoin="round"/>'
+            )
+        radius = 2.5 if len(values) <= 45 else 1.6
+        for i, value in enumerate(values):
+            day = days[i].isoformat()
+            parts.append(
+                f'<circle cx="{self.x(i):.1f}" cy="{self.y(value):.1f}" r="{radius}" '
+                f'fill="{colour}" data-day="{day}" data-value="{int(value)}">'
+                f"<title>{label}, {day}: {int(value)}</title></circle>"
+            )
+        return parts
+
+    def columns(
+        self,
+        days: Sequence[date],
+        values: Sequence[int],
+        colour: str,
+        label: str,
+        index: int,
+        of: int,
+    ) -> list[str]:
+        width = self.step * 0.8 / max(of, 1)
+        parts = []
+        for i, value in enumerate(values):
+            day = days[i].isoformat()
+            left = self.x(i) - self.step * 0.4 + index * width
+            top = self.y(value)
+            parts.append(
+                f'<rect x="{left:.1f}" y="{top:.1f}" width="{max(width - 0.5, 0.5):.1f}" '
+                f'height="{self.y(0) - top:.1f}" fill="{colour}" rx="1" '
+                f'data-day="{day}" data-value="{int(value)}">'
+                f"<title>{label}, {day}: {int(value)}</title></rect>"
+            )
+        return parts
 
 
 def bar_chart(title: str, items: Sequence[tuple[str, int]], *, key: str | None = None) -> Markup:

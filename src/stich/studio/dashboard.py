@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Literal
 
 import anyio.to_thread
 from markupsafe import Markup
@@ -45,12 +46,13 @@ TOP_APPS = 10
 # answers for ?sort=trending and ?sort=viewed&period=week.
 TRENDING = FeedRequest(sort=FeedSort.TRENDING, limit=TOP_APPS)
 VIEWED_THIS_WEEK = FeedRequest(sort=FeedSort.VIEWED, period=FeedPeriod.WEEK, limit=TOP_APPS)
-# Which series each chart draws (keys of SERIES_LABELS), by the chart's data-chart key.
-CHARTS = {
-    "signups": ("Sign-ups per day", ("signups",)),
-    "apps": ("Apps created and published per day", ("apps_created", "apps_published")),
-    "views": ("Views per day", ("views",)),
-    "stars": ("Stars per day", ("stars",)),
+# Which series each chart draws (keys of SERIES_LABELS), by the chart's data-chart key;
+# columns for the small counts, lines for the busy ones.
+CHARTS: dict[str, tuple[str, tuple[str, ...], Literal["line", "bar"]]] = {
+    "signups": ("Sign-ups per day", ("signups",), "bar"),
+    "apps": ("Apps created and published per day", ("apps_created", "apps_published"), "bar"),
+    "views": ("Views per day", ("views",), "line"),
+    "stars": ("Stars per day", ("stars",), "bar"),
 }
 
 ViewQueueSource = Callable[[], ViewQueue | None]
@@ -107,8 +109,9 @@ def charts_of(activity: DailyActivity) -> dict[str, Markup]:
             activity.days,
             {SERIES_LABELS[name]: activity.series[name] for name in names},
             key=key,
+            kind=kind,
         )
-        for key, (title, names) in CHARTS.items()
+        for key, (title, names, kind) in CHARTS.items()
     }
 
 
