@@ -32,7 +32,7 @@ from fastapi.openapi.docs import (
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIRouter
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import HTMLResponse
 
@@ -201,3 +201,25 @@ def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
         if sub.call is not None:
             yield sub.call
         yield from _calls(sub)
+
+
+def document_in_router_order(app: FastAPI, routers: list[APIRouter], prefix: str) -> None:
+    """List the paths of ``routers`` in the OpenAPI document in the order given, whatever
+    order they were included in for matching (``stich.api.app.MATCH_ORDER``); other paths
+    keep their places. Call after including the routers."""
+    rank: dict[str, int] = {}
+    for router in routers:
+        for route in router.routes:
+            rank.setdefault(prefix + getattr(route, "path", ""), len(rank))
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()  # cached in app.openapi_schema: ordered once
+            paths: dict[str, Any] = schema.get("paths", {})
+            ranked = iter(sorted((p for p in paths if p in rank), key=rank.__getitem__))
+            order = [next(ranked) if path in rank else path for path in paths]
+            schema["paths"] = {path: paths[path] for path in order}
+        return generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]

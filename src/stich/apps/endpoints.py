@@ -20,8 +20,10 @@ from stich.api.context import RequestContext
 from stich.api.deps import Context
 from stich.api.errors import error_responses
 from stich.api.inputs import AppIdPath
+from stich.api.reads import run_bounded_read
 from stich.api.responses import model_response
 from stich.apps.models import AppStatus, Visibility
+from stich.apps.public_detail import find_public_app
 from stich.apps.query import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -51,7 +53,7 @@ from stich.apps.schemas import (
     app_owner,
     app_public,
 )
-from stich.apps.service import AppService, ListParams
+from stich.apps.service import AppService, ListParams, app_not_found
 from stich.apps.visibility import can_manage
 from stich.auth.dependencies import (
     AdminUser,
@@ -153,18 +155,34 @@ def create_app(body: AppCreate, ctx: Context, principal: AnyPrincipal) -> AppOwn
     responses=_errors(404, 422),
     summary="Read an app (owner view for owners and admins)",
 )
-def get_app(
+async def get_app(
     app_id: AppIdPath, request: Request, ctx: Context, principal: OptionalPrincipal
 ) -> Response:
+    # One row by key: a bounded read, so on SQLite it runs on the event loop
+    # (stich.api.reads); the principal, if any, was looked up in the pool already.
+    shown = await run_bounded_read(request, _read_app, request, ctx, principal, app_id)
+    return model_response(shown)  # AppOut, serialized once (the hottest read)
+
+
+def _read_app(
+    request: Request, ctx: RequestContext, principal: Principal | None, app_id: str
+) -> AppPublic | AppOwner:
     # Anonymous browsing of public apps may use any replica; a principal's own apps read
     # fresh (or at its bookmark), so a just-made change is never missing.
-    with ctx.read(fallback="fast" if principal is None else "fresh") as uow:
-        shown = _present(_service(ctx, uow.session).get(principal, app_id), principal)
+    shown: AppPublic | AppOwner | None
+    if principal is None:
+        with ctx.read(fallback="fast") as uow:
+            shown = find_public_app(uow.session, app_id)
+        if shown is None:
+            raise app_not_found()
+    else:
+        with ctx.read(fallback="fresh") as uow:
+            shown = _present(_service(ctx, uow.session).get(principal, app_id), principal)
     # Reading a public app's page counts as a view (de-duplicated per viewer and window),
     # as in the original; private apps and bots are not counted. The view is queued and
     # counted in a batch later: this request stays a read (a replica can serve it).
     queue_view(request, ctx, principal, app_id, referrer=request.headers.get("referer"))
-    return model_response(shown)  # AppOut, serialized once (the hottest read)
+    return shown
 
 
 @router.patch(

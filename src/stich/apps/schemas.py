@@ -339,15 +339,21 @@ class AppOwner(_AppFields):
 
 AppOut = Annotated[AppPublic | AppOwner, Field(discriminator="view")]
 
-_PUBLIC_FIELDS = frozenset(_AppFields.model_fields) - {"author"}
+# The app's columns the public view is made of (stich.apps.query reads just these).
+PUBLIC_FIELDS = frozenset(_AppFields.model_fields) - {"author"}
 _OWNER_FIELDS = frozenset(AppOwner.model_fields) - {"author", "view"}
 
 
 def app_public(detail: AppDetail) -> AppPublic:
-    values = {name: getattr(detail.app, name) for name in _PUBLIC_FIELDS}
-    if detail.app.github_repo_visibility is not Visibility.PUBLIC:
+    values = {name: getattr(detail.app, name) for name in PUBLIC_FIELDS}
+    return public_view(values, detail.author)
+
+
+def public_view(values: dict[str, Any], author: Author | None) -> AppPublic:
+    """The public view from the app's ``PUBLIC_FIELDS`` values."""
+    if values["github_repo_visibility"] != Visibility.PUBLIC:
         values["github_repo_url"] = None  # a private (or unknown) repository stays unnamed
-    return AppPublic(**values, author=detail.author)
+    return AppPublic(**values, author=author)
 
 
 def app_owner(detail: AppDetail) -> AppOwner:

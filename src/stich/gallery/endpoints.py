@@ -9,11 +9,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
+from stich.api.context import RequestContext
 from stich.api.deps import Context, get_settings
 from stich.api.inputs import AppIdPath, UsernamePath
+from stich.api.reads import inline_reads
 from stich.api.responses import model_response
 from stich.apps.schemas import Framework
 from stich.auth.dependencies import CurrentUser, OptionalPrincipal, api_key_scopes
@@ -21,7 +24,14 @@ from stich.auth.principal import Principal
 from stich.auth.schemas import ApiScope
 from stich.config import Settings
 from stich.gallery import search
-from stich.gallery.feed import DEFAULT_LIMIT, MAX_LIMIT, FeedPeriod, FeedRequest, FeedSort
+from stich.gallery.feed import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    FeedPeriod,
+    FeedRequest,
+    FeedSort,
+    UnboundedPage,
+)
 from stich.gallery.repository import Reaction
 from stich.gallery.schemas import (
     FavoriteOut,
@@ -85,17 +95,37 @@ class PageParams(BaseModel):
 
 
 @router.get("/apps/public", response_model=FeedOut, responses=error_responses(401, 422))
-def public_feed(
+async def public_feed(
     params: Annotated[FeedParams, Query()],
+    request: Request,
     ctx: Context,
     principal: OptionalPrincipal,
     settings: Annotated[Settings, Depends(get_settings)],
 ) -> Response:
     """The public gallery: every public, live, ready or deployed app, keyset-paged."""
-    request = params.request()
+    feed = params.request()
     max_age = timedelta(seconds=settings.feed_ranking_max_age_seconds)
+    # A page of bounded cost runs on the event loop where reads never wait (SQLite; see
+    # stich.api.reads); a search or a live ranking, or any read on PostgreSQL, in the pool.
+    if inline_reads(request) and not feed.search_terms:
+        try:
+            return _feed_page(ctx, feed, principal, max_age, bounded_only=True)
+        except UnboundedPage:
+            pass
+    return await run_in_threadpool(_feed_page, ctx, feed, principal, max_age)
+
+
+def _feed_page(
+    ctx: RequestContext,
+    feed: FeedRequest,
+    principal: Principal | None,
+    max_age: timedelta,
+    *,
+    bounded_only: bool = False,
+) -> Response:
     with ctx.read(fallback="fast") as uow:
-        page = GalleryService(uow.session, ranking_max_age=max_age).feed(request, principal)
+        service = GalleryService(uow.session, ranking_max_age=max_age)
+        page = service.feed(feed, principal, bounded_only=bounded_only)
     return model_response(FeedOut.from_page(page))  # FeedOut, serialized once
 
 

@@ -66,6 +66,7 @@ from stich.gallery.sorts import (
     FeedPeriod,
     FeedRequest,
     FeedSort,
+    UnboundedPage,
     period_start,
     ranking_name,
     score_contribution,
@@ -99,6 +100,7 @@ __all__ = [
     "FeedRequest",
     "FeedSort",
     "GalleryRow",
+    "UnboundedPage",
     "period_start",
     "ranking_name",
     "score_contribution",
@@ -107,7 +109,13 @@ __all__ = [
 
 
 class FeedQuery:
-    """Builds and runs the statements of one feed page (see the module doc)."""
+    """Builds and runs the statements of one feed page (see the module doc).
+
+    ``bounded_only``: run only plans of bounded cost (index walks, snapshot reads, the
+    maintained total) and raise :class:`UnboundedPage` instead of anything else, so the
+    caller may run such a page where a long statement would hold others up
+    (``stich.api.reads``) and hand the rest elsewhere.
+    """
 
     def __init__(
         self,
@@ -116,10 +124,12 @@ class FeedQuery:
         viewer_id: str | None,
         *,
         ranking_max_age: timedelta = DEFAULT_RANKING_MAX_AGE,
+        bounded_only: bool = False,
     ) -> None:
         self.session = session
         self.request = request
         self.viewer_id = viewer_id
+        self.bounded_only = bounded_only
         self.dialect = session.get_bind().dialect.name
         self.ranking_max_age = ranking_max_age
         self.params: dict[str, Any] = {}
@@ -173,9 +183,15 @@ class FeedQuery:
 
     # -- pages -------------------------------------------------------------------------
 
+    def _unbounded(self, plan: str) -> None:
+        if self.bounded_only:
+            raise UnboundedPage(plan)
+
     def page(self, today: date, now: datetime | None = None) -> FeedPage:
         now = now or utcnow()
         searching = bool(self.request.search_terms)
+        if searching:
+            self._unbounded("a search")
         if searching:
             total, exact = self.total()  # first: it chooses the page's plan
         rows, next_cursor = (
@@ -359,6 +375,7 @@ class FeedQuery:
     ) -> list[GalleryRow]:
         if generation is not None:
             return self._walk_snapshot(snapshot_select, generation, after_score, limit)
+        self._unbounded("a live ranking")
         stmt = live.active_select(
             self.request, self.dialect, self.viewer_id, window, after_score, limit, since
         )
@@ -375,6 +392,7 @@ class FeedQuery:
     ) -> list[GalleryRow]:
         if generation is not None:
             return self._walk_snapshot(snapshot_tail_select, generation, after, limit, scored=False)
+        self._unbounded("a live ranking")
         shape = self._shape(after=False)
         listed_ids = [row.id for row in listed]
         stmt = live.inactive_select(

@@ -111,10 +111,22 @@ class GalleryService:
     # -- feed and profiles -------------------------------------------------------------
 
     def feed(
-        self, request: FeedRequest, principal: Principal | None, *, today: date | None = None
+        self,
+        request: FeedRequest,
+        principal: Principal | None,
+        *,
+        today: date | None = None,
+        bounded_only: bool = False,
     ) -> FeedPage:
+        """A page of the feed (``bounded_only``: see :class:`FeedQuery`)."""
         viewer_id = principal.user_id if principal is not None and principal.is_user else None
-        query = FeedQuery(self.session, request, viewer_id, ranking_max_age=self.ranking_max_age)
+        query = FeedQuery(
+            self.session,
+            request,
+            viewer_id,
+            ranking_max_age=self.ranking_max_age,
+            bounded_only=bounded_only,
+        )
         now = self.clock().astimezone(UTC)
         return query.page(today or now.date(), now)
 

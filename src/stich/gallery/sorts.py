@@ -121,3 +121,8 @@ COUNTER_SORTS: dict[FeedSort, tuple[str, type, str]] = {
 FIELD_INDEX = {column.key: index for index, column in enumerate(APP_COLUMNS)}
 # Counter sorts whose value can go down (a star taken back, a recount): see cursors.
 DEMOTABLE = frozenset({FeedSort.POPULAR, FeedSort.VIEWED})
+
+
+class UnboundedPage(Exception):
+    """Raised by a feed query told ``bounded_only`` when the page needs a plan whose cost
+    grows with the data: a search, or a windowed ranking computed live (no fresh snapshot)."""
