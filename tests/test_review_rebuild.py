@@ -1,0 +1,149 @@
+"""Review of ``stich db verify`` / ``--repair`` (issue 17): drift of every kind in every
+maintained table (a value off, a row missing, a row that should not be there) is found,
+and the repair brings the table back to exactly what the live services maintained."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+
+from stich.analytics.history import view_history
+from stich.analytics.models import AppDailyBreakdown, AppDailyStats, AppDailyViewer
+from stich.analytics.recount import verification_checks
+from stich.analytics.service import AnalyticsService
+from stich.analytics.viewer import Viewer
+from stich.apps.models import App
+from stich.auth.principal import Principal
+from stich.crypto.tokens import KeyedHasher
+from stich.db import Database
+from stich.gallery.models import FeedCount
+from stich.gallery.repository import Reaction
+from stich.gallery.service import GalleryService
+from tests.conftest import TEST_SERVER_KEY
+from tests.factories import make_user
+from tests.gallery_support import make_app
+
+DAY = date(2026, 10, 5)
+OTHER_DAY = date(2026, 10, 7)
+AT = datetime(2026, 10, 5, 12, tzinfo=UTC)
+FOREVER = 36_500  # every test day is within the retention: all rollups recounted exactly
+
+
+def _activity(db: Database) -> tuple[str, str, str]:
+    alice, bob = make_user(db), make_user(db)
+    app_id = make_app(db, alice.user_id, title="Counted", framework="react")
+    quiet = make_app(db, bob.user_id, title="Quiet", framework="vue")
+    fork = make_app(db, bob.user_id, title="Fork")
+    with db.write() as uow:
+        uow.session.execute(update(App).where(App.id == fork).values(parent_app_id=app_id))
+        uow.session.execute(update(App).where(App.id == app_id).values(fork_count=1))
+    with db.write() as uow:
+        gallery = GalleryService(uow.session, clock=lambda: AT)
+        gallery.react(Reaction.STAR, Principal.user(bob.user_id), app_id, on=True)
+        gallery.react(Reaction.FAVORITE, Principal.user(bob.user_id), app_id, on=True)
+        analytics = AnalyticsService(uow.session, KeyedHasher(TEST_SERVER_KEY.encode()))
+        for n in range(3):
+            viewer = Viewer(client_ip=f"192.0.2.{n}", user_agent="Mozilla/5.0 (X11; Linux)")
+            analytics.record_view(None, app_id, viewer, referrer="https://a.example/", at=AT)
+    return app_id, quiet, fork
+
+
+def _state(db: Database) -> dict[str, set[tuple[Any, ...]]]:
+    """Every maintained table; rollup rows of all zeros count as absent."""
+    with db.read() as uow:
+        s = uow.session
+        daily = {tuple(r) for r in s.execute(select(AppDailyStats.__table__))}
+        return {
+            "apps": set(
+                s.execute(
+                    select(
+                        App.id, App.star_count, App.favorite_count, App.view_count, App.fork_count
+                    )
+                ).tuples()
+            ),
+            "daily": {r for r in daily if any(r[2:])},
+            "breakdowns": {
+                tuple(r) for r in s.execute(select(AppDailyBreakdown.__table__)) if r[-1]
+            },
+            "viewers": {tuple(r) for r in s.execute(select(AppDailyViewer.__table__))},
+            "feed": {
+                tuple(r) for r in s.execute(select(FeedCount.scope, FeedCount.app_count)) if r[1]
+            },
+        }
+
+
+def _found(db: Database) -> list[str]:
+    with db.read() as uow:
+        checks = verification_checks(view_history(uow.session, FOREVER))
+    found: list[str] = []
+    for check in checks:
+        with db.write() if check.needs_write else db.read() as uow:
+            found += [drift.describe() for drift in check.find(uow.session)]
+    return found
+
+
+def _repair(db: Database) -> None:
+    with db.read() as uow:
+        checks = verification_checks(view_history(uow.session, FOREVER))
+    for check in checks:
+        with db.write() as uow:
+            check.repair(uow.session)
+
+
+def _damages(app_id: str, quiet: str) -> list[tuple[str, Any]]:
+    stats, breakdowns, viewers = (
+        AppDailyStats.__table__,
+        AppDailyBreakdown.__table__,
+        AppDailyViewer.__table__,
+    )
+    return [
+        ("a daily rollup row deleted", delete(stats).where(stats.c.app_id == app_id)),
+        (
+            "a daily rollup row for a day without events",
+            insert(stats).values(app_id=quiet, day=OTHER_DAY, views=4, unique_viewers=4, stars=1),
+        ),
+        ("breakdown rows deleted", delete(breakdowns).where(breakdowns.c.app_id == app_id)),
+        (
+            "a breakdown row for a referrer nobody came from",
+            insert(breakdowns).values(
+                app_id=app_id,
+                day=DAY,
+                dimension="referrer",
+                value="https://ghost.example",
+                views=2,
+            ),
+        ),
+        (
+            "a breakdown row on an app without views",
+            insert(breakdowns).values(
+                app_id=quiet, day=DAY, dimension="device", value="desktop", views=9
+            ),
+        ),
+        ("daily viewer rows deleted", delete(viewers).where(viewers.c.app_id == app_id)),
+        (
+            "a daily viewer nobody was",
+            insert(viewers).values(day=DAY, app_id=quiet, viewer_key="f" * 32),
+        ),
+        ("the feed's framework totals deleted", delete(FeedCount.__table__)),
+        (
+            "a feed total for a framework no app has",
+            insert(FeedCount.__table__).values(scope="framework:cobol", app_count=3),
+        ),
+    ]
+
+
+def test_every_kind_of_drift_in_every_maintained_table_is_found_and_repaired_exactly(
+    db: Database,
+) -> None:
+    app_id, quiet, _fork = _activity(db)
+    assert _found(db) == []
+    true_state = _state(db)
+    for what, damage in _damages(app_id, quiet):
+        with db.write() as uow:
+            uow.session.execute(damage)
+        assert _found(db), f"not found: {what}"
+        _repair(db)
+        assert _found(db) == [], what
+        assert _state(db) == true_state, what
