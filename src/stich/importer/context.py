@@ -75,12 +75,15 @@ class ImportContext:
         found: set[str] = set()
         if self.db is None:
             return found
-        mark = "?" if self.encode.dialect == "sqlite" else "%s"
         with self.db.read("fresh") as uow:
             connection = uow.session.connection()
+            if self.encode.dialect != "sqlite":
+                sql = f"SELECT id FROM {table} WHERE id = ANY(%s)"  # noqa: S608
+                found.update(row[0] for row in connection.exec_driver_sql(sql, (list(ids),)))
+                return found
             for start in range(0, len(ids), 5000):  # under SQLite's bound-variable limit
                 chunk = tuple(ids[start : start + 5000])
-                marks = ", ".join([mark] * len(chunk))
+                marks = ", ".join(["?"] * len(chunk))
                 sql = f"SELECT id FROM {table} WHERE id IN ({marks})"  # noqa: S608
                 found.update(row[0] for row in connection.exec_driver_sql(sql, chunk))
         return found

@@ -25,6 +25,7 @@ from stich.importer.views import import_views
 
 # Source tables in the order they are imported (the progress bars' order).
 TABLES = ("users", "apps", "stars", "app_views", "audit_logs", "user_secrets", "sessions")
+BATCH_SLOW_QUERY_MS = 30_000.0
 SESSIONS_NOT_IMPORTED = (
     "sessions: not imported (the original stores raw tokens, which Stich never keeps); "
     "users sign in again"
@@ -74,7 +75,10 @@ def run_import(
         db = None
         if not options.dry_run:
             migrate.upgrade(settings.database_url)
-            db = Database(settings)
+            # Every batch statement takes longer than a request's slow-query threshold; log
+            # only those slower than a batch should ever be.
+            slow_ms = max(settings.slow_query_ms, BATCH_SLOW_QUERY_MS)
+            db = Database(settings.model_copy(update={"slow_query_ms": slow_ms}))
         try:
             vault = None
             if secrets is not None and db is not None:
