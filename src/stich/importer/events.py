@@ -17,8 +17,9 @@ from stich.importer.source import Row, Source
 from stich.importer.values import BadValue, fit, json_object, timestamp
 from stich.importer.writer import Column
 
-STAR_COLUMNS: list[Column] = [("user_id", "varchar"), ("app_id", "varchar")]
-STAR_COLUMNS.append(("created_at", "timestamptz"))
+STAR_COLUMNS: list[Column] = [
+    ("user_id", "varchar"), ("app_id", "varchar"), ("created_at", "timestamptz"),
+]  # fmt: skip
 AUDIT_COLUMNS: list[Column] = [
     ("id", "varchar"), ("actor_type", "varchar"), ("actor_id", "varchar"),
     ("subject_user_id", "varchar"), ("action", "varchar"), ("resource_type", "varchar"),
@@ -27,7 +28,7 @@ AUDIT_COLUMNS: list[Column] = [
 ]  # fmt: skip
 
 
-def _stream(
+def stream_table(
     source: Source,
     ctx: ImportContext,
     kind: str,
@@ -35,10 +36,10 @@ def _stream(
     target: str,
     columns: list[Column],
     to_row: Callable[[Row], tuple[Any, ...]],
-    order: Callable[[tuple[Any, ...]], Any] | None = None,
 ) -> None:
-    """Read ``table`` in batches, map each row (a BadValue rejects it), insert-if-absent;
-    rows not inserted were already there (merged)."""
+    """Read the source's ``table`` in batches, map each row (a BadValue rejects it) and
+    insert the batch into ``target`` if absent; rows not inserted were already there
+    (merged)."""
     report = ctx.report[kind]
     for batch in source.rows(table, ctx.batch_size):
         rows: list[tuple[Any, ...]] = []
@@ -48,8 +49,6 @@ def _stream(
                 rows.append(to_row(raw))
             except (BadValue, ValueError) as exc:
                 report.reject(str(exc), raw.get("id"))
-        if order is not None:
-            rows.sort(key=order)  # in index order: neighbouring rows share B-tree pages
         if ctx.dry_run:
             report.imported += len(rows)
         elif rows:
@@ -73,7 +72,7 @@ def import_stars(source: Source, ctx: ImportContext) -> None:
         at = timestamp(raw["starred_at"]) or utcnow()
         return (user_id, raw["app_id"], enc.dt(at))
 
-    _stream(source, ctx, "stars", "stars", "stars", STAR_COLUMNS, star)
+    stream_table(source, ctx, "stars", "stars", "stars", STAR_COLUMNS, star)
 
 
 def import_audit(source: Source, ctx: ImportContext) -> None:
@@ -112,4 +111,4 @@ def import_audit(source: Source, ctx: ImportContext) -> None:
             enc.dt(timestamp(raw["timestamp"]) or utcnow()),
         )
 
-    _stream(source, ctx, "audit_logs", "audit_logs", "audit_logs", AUDIT_COLUMNS, entry)
+    stream_table(source, ctx, "audit_logs", "audit_logs", "audit_logs", AUDIT_COLUMNS, entry)

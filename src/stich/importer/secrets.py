@@ -13,7 +13,7 @@ from typing import Any
 from stich.crypto.vault import SecretBinding
 from stich.db.base import utcnow
 from stich.importer.context import ImportContext
-from stich.importer.events import _stream
+from stich.importer.events import stream_table
 from stich.importer.legacy_secrets import Undecryptable
 from stich.importer.source import Row, Source
 from stich.importer.values import BadValue, fit, flag, integer, timestamp
@@ -80,4 +80,4 @@ def import_secrets(source: Source, ctx: ImportContext) -> None:
             enc.dt(max(timestamp(raw["updated_at"]) or created, created)),
         )
 
-    _stream(source, ctx, "secrets", "user_secrets", "user_secrets", SECRET_COLUMNS, secret)
+    stream_table(source, ctx, "secrets", "user_secrets", "user_secrets", SECRET_COLUMNS, secret)
