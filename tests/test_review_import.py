@@ -1,0 +1,158 @@
+"""Review of ``stich import original`` (issue 17) from the outside: a row that cannot be
+imported costs only itself (never its batch, never the run), a ``.sql`` dump runs nothing
+but the data it carries, a crash half-way and a rerun land exactly what one run lands,
+and no credential of the source reaches the command's output, logs or report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+
+from stich.config import Settings
+from stich.db import Database
+from stich.importer.fixtures import create_source, insert_rows
+from stich.importer.report import ImportReport
+from stich.importer.run import ImportOptions, run_import
+from tests.cli_support import run_stich
+from tests.conftest import (
+    TEST_KEY_RING,
+    TEST_SERVER_KEY,
+    create_pg_database,
+    drop_pg_database,
+    make_settings,
+)
+from tests.import_support import (
+    ANON_TOKEN,
+    NOW,
+    ORIGINAL_KEY,
+    PASSWORD,
+    SECRET_VALUE,
+    build_awkward_source,
+)
+
+GOOD_USER = {"id": "u-good", "email": "good@example.com", "provider": "email",
+             "provider_id": "p-good", "display_name": "Good", "created_at": NOW}  # fmt: skip
+GOOD_APP = {"id": "a-good", "title": "Good app", "user_id": "u-good",
+            "original_prompt": "x", "created_at": NOW}  # fmt: skip
+TABLES = ["users", "user_identities", "apps", "stars", "app_views", "app_daily_viewers",
+          "audit_logs", "user_secrets", "app_daily_stats", "app_daily_breakdowns",
+          "anonymous_owners", "feed_rankings"]  # fmt: skip
+
+
+def run(settings: Settings, source: Path, **options: Any) -> ImportReport:
+    options.setdefault("secrets_key", ORIGINAL_KEY)
+    options.setdefault("batch_size", 100)
+    return run_import(settings, ImportOptions(source=source, **options))
+
+
+def source_with(path: Path, users: list[dict[str, Any]], apps: list[dict[str, Any]]) -> Path:
+    conn = create_source(path)
+    insert_rows(conn, "users", [GOOD_USER, *users])
+    insert_rows(conn, "apps", [GOOD_APP, *apps])
+    conn.commit()
+    conn.close()
+    return path
+
+
+def ids(db: Database, model: Any) -> set[str]:
+    with db.read() as uow:
+        return set(uow.session.scalars(select(model.id)))
+
+
+def _contents(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    with db.read() as uow:
+        return {
+            table: sorted(
+                tuple(str(v) for v in row)
+                for row in uow.session.execute(text(f"SELECT * FROM {table}"))
+            )
+            for table in ("users", "apps", "stars", "audit_logs", "app_views")
+        }
+
+
+@pytest.fixture
+def second_url(backend: str, tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        path = tmp_path / "second.db"
+        shutil.copyfile(sqlite_template, path)
+        yield f"sqlite:///{path}"
+        return
+    url = create_pg_database("stich_review")
+    yield url
+    drop_pg_database(url)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _counts(db: Database) -> dict[str, int]:
+    with db.read() as uow:
+        return {t: int(uow.session.scalar(text(f"SELECT count(*) FROM {t}")) or 0) for t in TABLES}
+
+
+def test_a_crash_half_way_then_a_rerun_lands_what_one_run_lands(
+    settings: Settings, db: Database, tmp_path: Path, second_url: str
+) -> None:
+    source = build_awkward_source(tmp_path / "original.db")
+
+    def crash_in_views(table: str, done: int) -> None:
+        if table == "app_views" and done >= 2:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        run_import(
+            settings,
+            ImportOptions(source=source, batch_size=2, secrets_key=ORIGINAL_KEY),
+            on_rows=crash_in_views,
+        )
+    rerun = run(settings, source, batch_size=2)
+    assert rerun.verify_clean is True
+    clean_settings = make_settings(second_url, tmp_path / "second")
+    run(clean_settings, source, batch_size=2)
+    clean_db = Database(clean_settings)
+    try:
+        assert _counts(db) == _counts(clean_db)
+        assert {k: v for k, v in _contents(db).items() if k != "app_views"} == {
+            k: v for k, v in _contents(clean_db).items() if k != "app_views"
+        }
+    finally:
+        clean_db.dispose()
+
+
+def test_no_credential_of_the_source_reaches_output_logs_or_report(
+    database_url: str, db: Database, tmp_path: Path
+) -> None:
+    """(``db``: its teardown empties the shared PostgreSQL database afterwards.)"""
+    source = build_awkward_source(tmp_path / "original.db")
+    original = sqlite3.connect(source)
+    stored = [r[0] for r in original.execute("SELECT password_hash FROM users") if r[0]]
+    stored += [r[0] for r in original.execute("SELECT encrypted_value FROM user_secrets")]
+    original.close()
+    report_file = tmp_path / "report.json"
+    env = {
+        "STICH_DATABASE_URL": database_url,
+        "STICH_SERVER_KEY": TEST_SERVER_KEY,
+        "STICH_SECRETS_KEYS": TEST_KEY_RING,
+        "STICH_ENV": "test",
+        "STICH_EMBEDDED_WORKER": "off",
+        "STICH_LOG_LEVEL": "debug",
+        "STICH_IMPORT_SECRETS_KEY": ORIGINAL_KEY,
+    }
+    result = run_stich(
+        "import", "original", str(source), "--report", str(report_file), cwd=tmp_path, env=env
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    seen = result.stdout + result.stderr + report_file.read_text()
+    secrets = [PASSWORD, SECRET_VALUE, "sk-never-seen-1234", ANON_TOKEN, ORIGINAL_KEY,
+               "raw-access", "raw-refresh", "203.0.113.9", *stored]  # fmt: skip
+    for secret in secrets:
+        assert secret not in seen, secret
+    assert json.loads(report_file.read_text())["kinds"]["secrets"]["imported"] == 1

@@ -1,0 +1,153 @@
+"""Review of the Studio (issue 16) from the outside: bad query parameters are 4xx, never
+500; destructive forms ask first on every page that offers them; no stored markup runs;
+lists cost the same number of statements whatever the page holds."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+
+from stich.analytics.models import AppDailyBreakdown
+from stich.apps.models import App, AppStatus, Visibility
+from stich.audit.models import ActorType, AuditLog
+from stich.auth.models import ApiKey, UserSession
+from stich.config import Settings
+from stich.db import Database
+from stich.db.base import utcnow
+from stich.users.models import User
+from tests import studio_support
+from tests.factories import make_user
+from tests.ops_support import Account, make_app
+from tests.studio_support import statements
+
+settings = studio_support.settings
+admin = studio_support.admin
+
+MARKUP = '<img src=x onerror="alert(1)">'
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/app/list?page=abc",
+        "/admin/app/list?pageSize=-5",
+        "/admin/app/list?sortBy=anonymous_owner_hash",
+        "/admin/user/list?sortBy=password_hash",
+        "/admin/app/details/not-an-id",
+        "/admin/user/manage/not-an-id",
+        "/admin/?period=abc",
+    ],
+)
+def test_bad_query_parameters_and_unknown_ids_are_4xx(
+    client: TestClient, db: Database, settings: Settings, admin: Account, url: str
+):
+    response = client.get(url)
+    assert 400 <= response.status_code < 500, response.status_code
+
+
+def _onsubmit_of(page: str, form_id: str) -> str:
+    match = re.search(rf'<form[^>]*id="{form_id}"[^>]*>', page, re.S)
+    assert match is not None, f"no form {form_id}"
+    return match.group(0)
+
+
+def test_stored_markup_is_escaped_on_every_studio_page(
+    client: TestClient, db: Database, settings: Settings, admin: Account
+):
+    member = make_user(db)
+    with db.write() as uow:
+        user = uow.session.get(User, member.user_id)
+        assert user is not None
+        user.display_name, user.bio, user.avatar_url = MARKUP, MARKUP, "javascript:alert(1)"
+        user.preferences = {MARKUP: MARKUP}
+        app = App(
+            title=MARKUP,
+            description=MARKUP,
+            icon=MARKUP,
+            user_id=member.user_id,
+            blueprint={MARKUP: [MARKUP]},
+            deployment_url="javascript:alert(1)",
+            github_repo_url="javascript:alert(2)",
+            screenshot_url="javascript:alert(3)",
+            visibility=Visibility.PUBLIC,
+            status=AppStatus.READY,
+        )
+        uow.session.add(app)
+        uow.session.flush()
+        app_id = app.id
+        uow.session.add(
+            AuditLog(
+                actor_type=ActorType.USER,
+                actor_id=member.user_id,
+                action=MARKUP,
+                resource_type="app",
+                resource_id=app_id,
+                old_values={MARKUP: MARKUP},
+                new_values={"title": MARKUP},
+                user_agent=MARKUP,
+            )
+        )
+        uow.session.add(
+            ApiKey(
+                user_id=member.user_id,
+                name=MARKUP,
+                key_hash=uuid.uuid4().hex,
+                preview="sk",
+                scopes=[],
+            )
+        )
+        uow.session.add(
+            AppDailyBreakdown(
+                app_id=app_id, day=utcnow().date(), dimension="referrer", value=MARKUP, views=3
+            )
+        )
+        session = uow.session.query(UserSession).filter_by(user_id=member.user_id).one()
+        session.device_name = session.browser = session.os = session.user_agent = MARKUP
+    pages = [
+        "/admin/",
+        f"/admin/app/details/{app_id}",
+        f"/admin/app/manage/{app_id}",
+        f"/admin/user/details/{member.user_id}",
+        f"/admin/user/manage/{member.user_id}",
+        "/admin/app/list",
+        "/admin/user/list",
+        "/admin/audit-log/list",
+        "/admin/api-key/list",
+        "/admin/user-session/list",
+    ]
+    for url in pages:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        for raw in (MARKUP, "<img src=x", 'href="javascript', 'src="javascript'):
+            assert raw not in response.text, (url, raw)
+
+
+def test_lists_cost_the_same_statements_for_2_and_12_rows(
+    client: TestClient, db: Database, settings: Settings, admin: Account
+):
+    lists = ["/admin/app/list", "/admin/user/list", "/admin/audit-log/list"]
+    counts: dict[str, list[int]] = {url: [] for url in lists}
+    for rows in (2, 12):
+        for n in range(rows - (2 if rows == 12 else 0)):
+            member = make_user(db)
+            make_app(db, user_id=member.user_id, title=f"app {rows}-{n}")
+            with db.write() as uow:
+                uow.session.add(
+                    AuditLog(
+                        actor_type=ActorType.USER,
+                        actor_id=member.user_id,
+                        subject_user_id=member.user_id,
+                        action="app.update",
+                        resource_type="app",
+                        resource_id=str(n),
+                    )
+                )
+        for url in lists:
+            with statements() as seen:
+                assert client.get(url).status_code == 200
+            counts[url].append(len(seen))
+    for url, (few, many) in counts.items():
+        assert few == many, (url, few, many)
