@@ -59,6 +59,8 @@ def find_duplicates(source: Source, ctx: ImportContext) -> None:
     far_future = datetime.max.replace(tzinfo=utcnow().tzinfo)
     for user_id, email, created in source.query("SELECT id, email, created_at FROM users"):
         try:
+            if not user_id or len(str(user_id)) > ID_MAX:
+                continue
             key = normalize_email(email or "")
             at = timestamp(created) or far_future
         except (ValueError, BadValue):
