@@ -251,3 +251,19 @@ def test_a_row_the_database_refuses_does_not_stop_the_rest(
     else:
         assert "a-nul" in ids
     assert report.verify_clean is True
+
+
+def test_batches_of_two_land_the_same(settings: Settings, db: Database, source: Path) -> None:
+    """Forks, merged duplicates and identities across batch boundaries."""
+    report = run_import(
+        settings, ImportOptions(source=source, batch_size=2, secrets_key=ORIGINAL_KEY)
+    )
+    assert report.verify_clean is True
+    assert (report["users"].imported, report["users"].merged) == (3, 1)
+    assert (report["apps"].imported, report["stars"].imported) == (5, 3)
+    assert (report["views"].imported, report["views"].merged) == (4, 1)
+    with db.read() as uow:
+        fork = uow.session.get(App, "a-fork")
+        assert fork is not None and fork.parent_app_id == "a-public"
+        assert uow.session.scalar(select(func.count()).select_from(UserIdentity)) == 1
+    assert _snapshot(db)["counts"]["users"] == 3
