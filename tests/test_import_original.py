@@ -153,6 +153,7 @@ def test_a_rerun_changes_nothing(settings: Settings, db: Database, source: Path)
 def test_dry_run_writes_nothing(settings: Settings, db: Database, source: Path) -> None:
     report = run(settings, source, dry_run=True)
     assert report["users"].imported == 3 and report["apps"].imported == 5
+    assert (report["views"].imported, report["views"].merged) == (4, 1)  # as a real run
     assert report["secrets"].rejected == {"does not decrypt with --secrets-key": 1}
     assert report.verify_clean is None
     assert all(n == 0 for n in _snapshot(db)["counts"].values())
