@@ -23,7 +23,14 @@ from typing import Any
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
-from stich.analytics.models import AppDailyBreakdown, AppDailyStats, AppView, BreakdownDimension
+from stich.analytics.models import (
+    VIEWER_KEY_LENGTH,
+    AppDailyBreakdown,
+    AppDailyStats,
+    AppDailyViewer,
+    AppView,
+    BreakdownDimension,
+)
 from stich.apps.models import App, AppStatus, Visibility
 from stich.auth.models import DeviceType
 from stich.crypto.tokens import KeyedHasher
@@ -193,6 +200,10 @@ def generate(
 
     _insert(session, App.__table__, apps, progress)  # type: ignore[arg-type]
     _insert(session, AppView.__table__, views, progress)  # type: ignore[arg-type]
+    # Who viewed which app on which day: the rows unique_viewers counts.
+    viewers = sorted({(v["viewed_at"].date(), v["app_id"], v["viewer_key"]) for v in views})
+    viewer_rows = [{"day": d, "app_id": a, "viewer_key": k} for d, a, k in viewers]
+    _insert(session, AppDailyViewer.__table__, viewer_rows, progress)  # type: ignore[arg-type]
     _insert(session, Star.__table__, stars, progress)  # type: ignore[arg-type]
     _insert(session, Favorite.__table__, favorites, progress)  # type: ignore[arg-type]
     daily_rows = [
@@ -351,7 +362,8 @@ def _views(
         seen.add((app_index, viewer, window))
         key = viewer_keys.get(viewer)
         if key is None:
-            key = viewer_keys[viewer] = hasher.hash(f"seed-viewer-{viewer}", purpose="viewer")
+            key = hasher.hash(f"seed-viewer-{viewer}", purpose="viewer")[:VIEWER_KEY_LENGTH]
+            viewer_keys[viewer] = key
         day = viewed.date()
         bucket = daily[(app["id"], day)]
         bucket["views"] += 1
@@ -366,7 +378,6 @@ def _views(
                 "app_id": app["id"],
                 "viewer_key": key,
                 "window_start": window,
-                "user_id": None,
                 "referrer_origin": referrer,
                 "device_type": device,
                 "viewed_at": viewed,
