@@ -13,13 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
+from stich.apps.models import App
 from stich.config import Settings
 from stich.db import Database
 from stich.importer.fixtures import create_source, insert_rows
 from stich.importer.report import ImportReport
 from stich.importer.run import ImportOptions, run_import
+from stich.users.models import User
 from tests.cli_support import run_stich
 from tests.conftest import (
     TEST_KEY_RING,
@@ -156,3 +159,85 @@ def test_no_credential_of_the_source_reaches_output_logs_or_report(
     for secret in secrets:
         assert secret not in seen, secret
     assert json.loads(report_file.read_text())["kinds"]["secrets"]["imported"] == 1
+
+
+def test_an_account_merged_into_a_rejected_one_is_not_lost(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """Two emails differing by case: the earlier account is kept, the later merged into
+    it. When the earlier one cannot be imported (here: an id longer than Stich's), the
+    later one must be imported itself, not merged into nothing with all its apps."""
+    long_id = "u-" + "x" * 40
+    source = source_with(
+        tmp_path / "original.db",
+        users=[
+            {"id": long_id, "email": "Same@example.com", "provider": "email",
+             "provider_id": "p-long", "display_name": "Early", "created_at": NOW - 86400},
+            {"id": "u-later", "email": "same@example.com", "provider": "email",
+             "provider_id": "p-later", "display_name": "Later", "created_at": NOW},
+        ],
+        apps=[{"id": "a-later", "title": "Later's app", "user_id": "u-later",
+               "original_prompt": "x", "created_at": NOW}],
+    )  # fmt: skip
+    report = run(settings, source)
+    assert "u-later" in ids(db, User), report.as_dict()["kinds"]["users"]
+    assert "a-later" in ids(db, App)
+
+
+def test_an_old_token_claims_only_apps_nobody_owns(
+    settings: Settings, db: Database, client: TestClient, tmp_path: Path
+) -> None:
+    """An app the original gave both an account and a session token belongs to the
+    account: presenting the token at sign-up must not move it."""
+    token = "0f0e0d0c-owned-app-session-token"
+    source = source_with(
+        tmp_path / "original.db",
+        users=[],
+        apps=[{"id": "a-owned", "title": "Owned", "user_id": "u-good", "session_token": token,
+               "original_prompt": "x", "created_at": NOW}],
+    )  # fmt: skip
+    run(settings, source)
+    body = {"email": "thief@example.com", "password": "a long password",
+            "display_name": "Thief", "anonymous_token": token}  # fmt: skip
+    response = client.post("/api/auth/register", json=body)
+    assert response.status_code in (201, 422), response.text
+    with db.read() as uow:
+        app = uow.session.get(App, "a-owned")
+        assert app is not None and app.user_id == "u-good"
+
+
+def _view_state(db: Database) -> dict[str, Any]:
+    from stich.analytics.models import AppDailyStats
+
+    with db.read() as uow:
+        s = uow.session
+        return {
+            "counters": sorted(s.execute(select(App.id, App.view_count)).tuples()),
+            "daily": sorted(
+                s.execute(
+                    select(AppDailyStats.app_id, AppDailyStats.day, AppDailyStats.views)
+                ).tuples()
+            ),
+        }
+
+
+def test_imported_history_older_than_the_retention_survives_the_purge(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """The awkward source has a view 200 days old (STICH_VIEW_RETENTION_DAYS=90): counted
+    by the import, still counted after maintenance purges the raw row, verify clean."""
+    from stich.importer.rebuild import verify
+    from stich.maintenance.jobs import run_maintenance
+
+    source = build_awkward_source(tmp_path / "original.db")
+    assert settings.view_retention_days == 90
+    report = run(settings, source)
+    assert report.verify_clean is True
+    before = _view_state(db)
+    assert dict(before["counters"])["a-fork"] == 1
+    run_maintenance(db, settings)
+    with db.read() as uow:  # the raw row is gone, its count is not
+        old = uow.session.execute(text("SELECT count(*) FROM app_views WHERE app_id = 'a-fork'"))
+        assert old.scalar() == 0
+    assert _view_state(db) == before
+    assert verify(db, settings) == 0

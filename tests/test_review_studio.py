@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from stich.analytics.models import AppDailyBreakdown
 from stich.apps.models import App, AppStatus, Visibility
@@ -17,10 +18,10 @@ from stich.auth.models import ApiKey, UserSession
 from stich.config import Settings
 from stich.db import Database
 from stich.db.base import utcnow
-from stich.users.models import User
+from stich.users.models import Role, User
 from tests import studio_support
 from tests.factories import make_user
-from tests.ops_support import Account, make_app
+from tests.ops_support import Account, make_account, make_app
 from tests.studio_support import statements
 
 settings = studio_support.settings
@@ -151,3 +152,57 @@ def test_lists_cost_the_same_statements_for_2_and_12_rows(
             counts[url].append(len(seen))
     for url, (few, many) in counts.items():
         assert few == many, (url, few, many)
+
+
+def _signed_in_client(client: TestClient, account: Account) -> TestClient:
+    other = TestClient(client.app, raise_server_exceptions=False)
+    signed = other.post(
+        "/admin/login", data={"username": account.email, "password": account.password}
+    )
+    assert signed.url.path == "/admin/", signed.status_code
+    return other
+
+
+def test_actions_refuse_another_sessions_token_a_suspended_admin_and_a_get(
+    client: TestClient, db: Database, settings: Settings, admin: Account
+):
+
+    member = make_user(db)
+    app_id = make_app(db, user_id=member.user_id)
+    other_admin = make_account(db, settings, role=Role.ADMIN)
+    second = _signed_in_client(client, other_admin)
+    theirs = studio_support.csrf_of(second.get(f"/admin/app/details/{app_id}").text)
+    mine = studio_support.csrf_of(client.get(f"/admin/app/details/{app_id}").text)
+    assert theirs != mine
+    manage = f"/admin/app/manage/{app_id}"
+    assert client.post(manage, data={"csrf": theirs, "edit": "archive"}).status_code == 403
+    assert client.get(manage + "?edit=archive&csrf=" + mine).status_code == 200
+    # A suspended admin's open Studio session stops working at once.
+    with db.write() as uow:
+        user = uow.session.get(User, other_admin.user_id)
+        assert user is not None
+        user.is_suspended = True
+    refused = second.post(manage, data={"csrf": theirs, "edit": "archive"}, follow_redirects=False)
+    assert refused.status_code in (302, 303, 401, 403)
+    with db.read() as uow:
+        app = uow.session.get(App, app_id)
+        assert app is not None and app.is_archived is False
+    assert studio_support.audit(db, "app.archive") == []
+    # Another account's key is not this account's to revoke.
+    made = client.post("/api/keys", json={"name": "theirs"}, headers=member.headers)
+    assert made.status_code == 201
+    with db.read() as uow:
+        key_id = uow.session.scalars(
+            select(ApiKey.id).where(ApiKey.user_id == member.user_id)
+        ).one()
+    bystander = make_user(db)
+    studio_support.post_from(
+        client,
+        f"/admin/user/details/{bystander.user_id}",
+        f"/admin/user/manage/{bystander.user_id}",
+        op="revoke_key",
+        target=key_id,
+    )
+    with db.read() as uow:
+        key = uow.session.get(ApiKey, key_id)
+        assert key is not None and key.revoked_at is None
