@@ -29,7 +29,7 @@ may have been purged; the rollups are the history).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -308,13 +308,15 @@ class SearchIndexCheck(_FindAll):
 def verification_checks(history: ViewHistory | None = None) -> list[Check]:
     """Every check, in dependency order (events -> rollups -> counters).
 
-    ``history``: which days' raw views are all retained (see :func:`view_history`);
+    ``history``: which days' raw views are all retained
+    (:func:`stich.analytics.history.view_history`);
     by default every day's, as in a database whose views are never purged.
     """
     history = history or ViewHistory.everything_retained()
-    counter: Callable[[str], AppCounterCheck] = lambda name: AppCounterCheck(  # noqa: E731
-        name, COUNTERS[name]
-    )
+
+    def counter(name: str) -> AppCounterCheck:
+        return AppCounterCheck(name, COUNTERS[name])
+
     return [
         counter("stars"),
         counter("favorites"),

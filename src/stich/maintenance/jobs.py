@@ -363,7 +363,7 @@ def _run_job(
     started = time.perf_counter()
     limit = min(limit, getattr(job, "max_batch", limit))  # a job may cap its transactions
     prepare = getattr(job, "prepare", None)  # a job may need one step before it removes
-    if prepare is not None:
+    if prepare is not None and result.due:
         with db.write() as uow:
             result.rolled_up = prepare(uow.session, cutoffs)
     while True:
