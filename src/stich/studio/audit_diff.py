@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from stich.studio.redaction import is_sensitive
+from stich.studio.redaction import is_sensitive_key, scrub_credentials
 
 _VALUE_MAX = 120
 _MISSING = object()
@@ -39,7 +39,7 @@ def audit_diff(old: dict[str, Any] | None, new: dict[str, Any] | None) -> AuditD
     """Fields in the order they first appear (old, then new ones)."""
     before, after = old or {}, new or {}
     names = list(dict.fromkeys([*before, *after]))
-    shown = [name for name in names if not is_sensitive("audit_logs", name)]
+    shown = [name for name in names if not is_sensitive_key(str(name))]
     changes = [
         FieldChange(
             field=name,
@@ -54,19 +54,6 @@ def audit_diff(old: dict[str, Any] | None, new: dict[str, Any] | None) -> AuditD
 def _text(value: object) -> str | None:
     if value is _MISSING:
         return None
-    value = _scrub(value)
+    value = scrub_credentials(value)
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
     return text if len(text) <= _VALUE_MAX else text[: _VALUE_MAX - 1] + "\u2026"
-
-
-def _scrub(value: object) -> object:
-    """Nested values lose their credential fields too."""
-    if isinstance(value, dict):
-        return {
-            key: _scrub(item)
-            for key, item in value.items()
-            if not is_sensitive("audit_logs", str(key))
-        }
-    if isinstance(value, list):
-        return [_scrub(item) for item in value]
-    return value

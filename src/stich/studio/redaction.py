@@ -16,12 +16,39 @@ from sqlalchemy import Table
 _SENSITIVE_NAME = re.compile(r"(_hash|^ciphertext|_token|^preview|^viewer_key)$")
 # Columns whose name does not say so but whose content is credential material.
 _SENSITIVE_COLUMNS = {("oauth_states", "extra")}
+# Keys inside JSON values (audit old/new values, deployment metadata, imported rows) come
+# from anywhere, in any case style (the original's JavaScript wrote ``passwordHash``): a
+# wider rule over the key's words, erring on the side of hiding.
+_SENSITIVE_WORDS = re.compile(
+    r"(^|_)(hash|token|tokens|password|passwd|secret|secrets|ciphertext|encrypted|preview"
+    r"|api_key|apikey|private_key|credential|credentials|authorization|cookie)(_|$)"
+)
+_CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
 def is_sensitive(table_name: str, column_name: str) -> bool:
     return bool(_SENSITIVE_NAME.search(column_name)) or (
         (table_name, column_name) in _SENSITIVE_COLUMNS
     )
+
+
+def is_sensitive_key(key: str) -> bool:
+    """A key inside a JSON value that names credential material, in any case style."""
+    words = _CAMEL_HUMP.sub("_", key).replace("-", "_").replace(" ", "_").lower()
+    return bool(_SENSITIVE_NAME.search(words) or _SENSITIVE_WORDS.search(words))
+
+
+def scrub_credentials(value: object) -> object:
+    """A JSON value without its credential fields, at any depth, for display."""
+    if isinstance(value, dict):
+        return {
+            key: scrub_credentials(item)
+            for key, item in value.items()
+            if not is_sensitive_key(str(key))
+        }
+    if isinstance(value, list):
+        return [scrub_credentials(item) for item in value]
+    return value
 
 
 def hidden_columns(table: Table) -> list[str]:

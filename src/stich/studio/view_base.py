@@ -27,7 +27,7 @@ from stich.db import Database
 from stich.errors import StichError
 from stich.studio.auth import StudioAdmin, current_admin, request_meta
 from stich.studio.edits import StudioEdits
-from stich.studio.redaction import hidden_columns, table_of
+from stich.studio.redaction import hidden_columns, scrub_credentials, table_of
 
 _E = TypeVar("_E")
 
@@ -42,7 +42,8 @@ class StudioContext:
 
 
 def pretty_json(value: Any) -> Markup:
-    """A JSON column as indented JSON (not a Python repr), escaped."""
+    """A JSON column as indented JSON (not a Python repr), escaped, credential fields out."""
+    value = scrub_credentials(value)
     text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
     # tabler draws <pre> dark; the Studio's JSON sits in light tables, so it stays light.
     style = "background:#f6f8fb;color:#1d273b;border:1px solid #e6e7e9"
@@ -53,6 +54,7 @@ def pretty_json(value: Any) -> Markup:
 
 def compact_json(value: Any) -> Markup:
     """A JSON column on one line, for lists (shortened; the detail page has it all)."""
+    value = scrub_credentials(value)
     text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
     if len(text) > _LIST_JSON_MAX:
         text = text[: _LIST_JSON_MAX - 1] + "\u2026"
