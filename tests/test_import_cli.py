@@ -121,3 +121,21 @@ def test_anonymous_tokens_old_and_forged() -> None:
     for forged in ("stich_san_" + "A" * 64, "short", "has spaces in it, not a token"):
         with pytest.raises(Invalid):
             anonymous_owner_hash(hasher, forged)
+
+
+def test_a_dump_with_a_bom_and_statements_sharing_lines_loads(tmp_path: Path) -> None:
+    from stich.importer.fixtures import dump
+    from stich.importer.source import Source
+
+    source = build_awkward_source(tmp_path / "original.db")
+    conn = sqlite3.connect(source)
+    dump(conn, tmp_path / "plain.sql")
+    conn.close()
+    text = (tmp_path / "plain.sql").read_text()
+    # Two INSERTs on one line, the file led by a byte-order mark, as editors may save it.
+    joined = text.replace(');\nINSERT INTO "stars"', '); INSERT INTO "stars"', 1)
+    assert joined != text
+    (tmp_path / "export.sql").write_text("\ufeff" + joined, encoding="utf-8")
+    with Source(tmp_path / "export.sql") as loaded:
+        assert loaded.count("users") == 5 and loaded.count("stars") == 5
+        assert loaded.count("app_views") == 7

@@ -120,7 +120,7 @@ def _load_dump(dump: Path, target: Path) -> None:
     conn.execute("PRAGMA foreign_keys=OFF")
     buffer = ""
     try:
-        with dump.open(encoding="utf-8", errors="strict") as f:
+        with dump.open(encoding="utf-8-sig", errors="strict") as f:  # a BOM is no SQL
             for line in f:
                 buffer += line
                 if not sqlite3.complete_statement(buffer):
