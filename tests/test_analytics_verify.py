@@ -170,13 +170,14 @@ def _maintained_state(db: Database) -> dict[str, set[tuple[Any, ...]]]:
     with db.read() as uow:
         s = uow.session
         return {
-            "apps": set(
-                s.execute(
+            "apps": {
+                tuple(row)
+                for row in s.execute(
                     select(
                         App.id, App.star_count, App.favorite_count, App.view_count, App.fork_count
                     )
-                ).tuples()
-            ),
+                )
+            },
             "daily": {tuple(row) for row in s.execute(select(AppDailyStats.__table__))},
             "breakdowns": {tuple(row) for row in s.execute(select(AppDailyBreakdown.__table__))},
             "feed": {tuple(row) for row in s.execute(select(FeedCount.scope, FeedCount.app_count))},
