@@ -83,15 +83,18 @@ def check() -> None:
 @app.command()
 def verify(
     repair: Annotated[
-        bool, typer.Option("--repair", help="Fix every drift found (recounted again when fixed)")
+        bool,
+        typer.Option(
+            "--repair", help="Rewrite what drifted, one statement per table, recounted as it writes"
+        ),
     ] = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="List every drift, not only the counts")
     ] = False,
 ) -> None:
-    """Recount stars, favorites, views, forks, daily rollups and feed totals from the event
-    rows and report the drift per check (every drift with --verbose); exit 1 if drift is
-    found and not repaired."""
+    """Recount stars, favorites, views, forks, daily viewers, daily rollups, breakdowns and
+    feed totals from the event rows and report the drift per check (every drift with
+    --verbose); exit 1 if drift is found and not repaired."""
     from stich.analytics.history import view_history, views_before
     from stich.analytics.recount import verification_checks
 
