@@ -72,6 +72,10 @@ def run_import(
                 f"the source holds {totals['user_secrets']} secrets: pass --secrets-key "
                 "(the original's key) or --skip-secrets"
             )
+        vault = None
+        if secrets is not None and not options.dry_run:
+            vault = Vault.from_settings(settings)
+            vault.active_key_id  # noqa: B018 - without a key ring: fail before any write
         db = None
         if not options.dry_run:
             migrate.upgrade(settings.database_url)
@@ -80,10 +84,6 @@ def run_import(
             slow_ms = max(settings.slow_query_ms, BATCH_SLOW_QUERY_MS)
             db = Database(settings.model_copy(update={"slow_query_ms": slow_ms}))
         try:
-            vault = None
-            if secrets is not None and db is not None:
-                vault = Vault.from_settings(settings)
-                vault.active_key_id  # noqa: B018 - fails now (not mid-import) without a ring
             ctx = ImportContext(
                 settings=settings,
                 db=db,
