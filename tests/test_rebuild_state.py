@@ -222,3 +222,20 @@ def test_history_is_raised_to_the_rows_that_remain_but_never_lowered(db: Databas
     assert rebuilt_old_day(50) == 50  # more than the rows: purged history, kept
     with db.read() as uow:
         assert uow.session.get_one(App, first).view_count == 50 + 3
+
+
+def test_an_interrupted_purge_loses_no_history(db: Database, settings: Settings) -> None:
+    """A purge that stopped half-way (some of a day's raw views gone, its rollups whole):
+    the next run counts nothing twice and lowers nothing; the rollups stay the history."""
+    first, _ = _activity(db)
+    maintained = _state(db)
+    with db.write() as uow:  # two of the old day's three raw views went before a crash
+        old = select(AppView.id).where(AppView.app_id == first).order_by(AppView.id).limit(2)
+        uow.session.execute(delete(AppView).where(AppView.id.in_(old.scalar_subquery())))
+
+    run = run_maintenance(db, settings, jobs=select_jobs(["app_views"]), now=NOW)
+
+    assert [result.describe() for result in run.results] == ["1 removed"]
+    assert rebuild_maintained_state(db, view_retention_days=90, now=NOW).rows == 0
+    assert _state(db)["daily"] == maintained["daily"]
+    assert _state(db)["apps"] == maintained["apps"]
