@@ -206,3 +206,44 @@ def test_actions_refuse_another_sessions_token_a_suspended_admin_and_a_get(
     with db.read() as uow:
         key = uow.session.get(ApiKey, key_id)
         assert key is not None and key.revoked_at is None
+
+
+def _audit_rows(db: Database) -> list[AuditLog]:
+    with db.read() as uow:
+        return list(uow.session.scalars(select(AuditLog).order_by(AuditLog.id)))
+
+
+def test_every_studio_action_leaves_an_audit_entry_naming_the_admin(
+    client: TestClient, db: Database, settings: Settings, admin: Account
+):
+    member = make_user(db)
+    receiver = make_user(db)
+    app_id = make_app(db, user_id=member.user_id, status=AppStatus.READY)
+    app_page, app_manage = f"/admin/app/details/{app_id}", f"/admin/app/manage/{app_id}"
+    user_page, user_manage = (
+        f"/admin/user/details/{member.user_id}",
+        f"/admin/user/manage/{member.user_id}",
+    )
+    actions: list[tuple[str, str, dict[str, str]]] = [
+        (app_page, app_manage, {"edit": "feature"}),
+        (app_page, app_manage, {"edit": "unfeature"}),
+        (app_page, app_manage, {"edit": "visibility", "value": "public"}),
+        (app_page, app_manage, {"edit": "archive"}),
+        (app_page, app_manage, {"edit": "unarchive"}),
+        (app_page, app_manage, {"edit": "status", "value": "deployed",
+                                "deployment_url": "https://ledger.example.com"}),
+        (app_page, app_manage, {"edit": "transfer", "value": receiver.username}),
+        (app_page, app_manage, {"edit": "delete"}),
+        (app_page, app_manage, {"edit": "restore"}),
+        (user_page, user_manage, {"suspended": "true"}),
+        (user_page, user_manage, {"suspended": "false"}),
+        (user_page, user_manage, {"op": "sign_out_everywhere"}),
+        (user_page, user_manage, {"resend_verification": "true"}),
+    ]  # fmt: skip
+    for page, manage, fields in actions:
+        before = len(_audit_rows(db))
+        text = studio_support.post_from(client, page, manage, **fields)
+        assert "Not changed" not in text, (fields, text[text.find("Not changed") :][:300])
+        new = _audit_rows(db)[before:]
+        assert new, f"no audit entry for {fields}"
+        assert any(entry.actor_id == admin.user_id for entry in new), fields
