@@ -136,11 +136,13 @@ def store_credential_rows(db: Database, user_id: str) -> Credentials:
                 user_id=user_id,
                 name="ci",
                 key_hash=value("api-key"),
-                preview=key_token[:14],
+                # As AuthService.create_key makes it. The user page shows it (how a person
+                # tells keys apart); the key never appears, it is not even stored.
+                preview=f"{key_token[:13]}...{key_token[-4:]}",
                 scopes=[],
             )
         )
-        stored.append(key_token[:14])
+        stored.append(key_token)
         owner_hash = value("anonymous-owner")
         session.add(
             OAuthState(

@@ -40,6 +40,9 @@ def test_revoke_a_session_and_a_key_from_the_user_page(
         ).one()
     page = client.get(url).text
     assert f'data-session="{family}"' in page and "deploy bot" in page
+    # The key's preview tells it apart, as its owner sees it; never the key itself.
+    raw_key = made.json()["key"]
+    assert made.json()["preview"] in page and raw_key not in page
 
     revoked = post_from(client, url, manage, op="revoke_session", target=family)
 

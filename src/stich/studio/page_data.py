@@ -228,10 +228,15 @@ class SessionLine:
 
 @dataclass(frozen=True)
 class KeyLine:
-    """An active API key: its name and use, never its hash or preview."""
+    """An active API key: its name, preview and use, never its hash.
+
+    The preview (the key's prefix and last four characters, what its owner sees in
+    ``GET /api/keys``) is how a person tells keys apart; the key itself is never stored.
+    """
 
     id: str
     name: str
+    preview: str
     scopes: list[str]
     created_at: datetime
     last_used_at: datetime | None
@@ -323,6 +328,7 @@ def _key_line(key: ApiKey) -> KeyLine:
     return KeyLine(
         id=key.id,
         name=key.name,
+        preview=key.preview,
         scopes=list(key.scopes),
         created_at=key.created_at,
         last_used_at=key.last_used_at,
