@@ -301,7 +301,7 @@ def _sign_in_places(db: Database, user_id: str, noon: datetime) -> None:
                 user_id=user_id,
                 name="deploy bot",
                 key_hash=hasher.token_hash(key),
-                preview=key[:8],
+                preview=f"{key[:13]}...{key[-4:]}",  # as AuthService makes it
                 scopes=["apps:read", "apps:write"],
                 usage_count=42,
                 last_used_at=noon - timedelta(hours=2),
