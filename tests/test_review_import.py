@@ -6,6 +6,7 @@ and no credential of the source reaches the command's output, logs or report."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from stich.importer.fixtures import create_source, insert_rows
 from stich.importer.report import ImportReport
 from stich.importer.run import ImportOptions, run_import
 from stich.users.models import User
+from stich.validation import ID_PATTERN
 from tests.cli_support import run_stich
 from tests.conftest import (
     TEST_KEY_RING,
@@ -44,6 +46,7 @@ GOOD_USER = {"id": "u-good", "email": "good@example.com", "provider": "email",
              "provider_id": "p-good", "display_name": "Good", "created_at": NOW}  # fmt: skip
 GOOD_APP = {"id": "a-good", "title": "Good app", "user_id": "u-good",
             "original_prompt": "x", "created_at": NOW}  # fmt: skip
+ID_PATTERN_RE = re.compile(ID_PATTERN)
 TABLES = ["users", "user_identities", "apps", "stars", "app_views", "app_daily_viewers",
           "audit_logs", "user_secrets", "app_daily_stats", "app_daily_breakdowns",
           "anonymous_owners", "feed_rankings"]  # fmt: skip
@@ -241,3 +244,41 @@ def test_imported_history_older_than_the_retention_survives_the_purge(
         assert old.scalar() == 0
     assert _view_state(db) == before
     assert verify(db, settings) == 0
+
+
+def test_odd_legacy_hashes_never_sign_in_and_never_fail_loudly(
+    settings: Settings, db: Database, client: TestClient, tmp_path: Path
+) -> None:
+    import base64
+    import hashlib
+
+    from stich.crypto.legacy_passwords import hash_like_original
+
+    salt = b"s" * 16
+    weak = base64.b64encode(salt + hashlib.pbkdf2_hmac("sha256", b"pw-odd-1", salt, 1000, 32))
+    short = base64.b64encode(salt + b"x" * 31).decode()
+    users = [
+        ("u-iter", weak.decode()),  # the right length, other iterations: cannot tell
+        ("u-short", short),  # 47 bytes: not the original's format
+        ("u-space", "  " + hash_like_original("pw-odd-3", salt) + "\n"),
+        ("u-junk", "$argon2id$v=19$m=1,t=1,p=1$c2FsdA$aGFzaA"),
+    ]
+    source = source_with(
+        tmp_path / "original.db",
+        users=[
+            {"id": uid, "email": f"{uid}@example.com", "provider": "email",
+             "provider_id": uid, "display_name": uid, "password_hash": stored}
+            for uid, stored in users
+        ],
+        apps=[],
+    )  # fmt: skip
+    report = run(settings, source)
+    assert report["users"].imported == 5
+    outcomes = {}
+    for uid, password in (("u-iter", "pw-odd-1"), ("u-short", "x"), ("u-space", "pw-odd-3"),
+                          ("u-junk", "x")):  # fmt: skip
+        response = client.post(
+            "/api/auth/login", json={"email": f"{uid}@example.com", "password": password}
+        )
+        outcomes[uid] = response.status_code
+    assert outcomes == {"u-iter": 401, "u-short": 401, "u-space": 200, "u-junk": 401}
