@@ -14,6 +14,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Date,
     Integer,
@@ -99,6 +100,12 @@ def walks_index(matches: int, feed_size: int, wanted: int) -> bool:
     return matches > 0 and wanted * feed_size < WALK_ADVANTAGE * matches * matches
 
 
+def _limit(name: str = "limit") -> BindParameter[int]:
+    """A LIMIT written into the SQL (see stich.db.compiled): PostgreSQL then keeps one
+    generic plan per prepared page statement instead of planning it on every call."""
+    return bindparam(name, literal_execute=True)
+
+
 def _leading_key(column: Any, shape: Shape) -> Any:
     """The leading sort key. A sparse search on PostgreSQL orders by ``column + 0``: no
     btree provides that order, so the planner starts from the GIN index and sorts the few
@@ -173,7 +180,7 @@ def counter_select(sort: FeedSort, shape: Shape) -> CompiledSelect:
         if sort in DEMOTABLE:
             stmt = stmt.where(not_demoted_since(bindparam("since", type_=UTCDateTime())))
     stmt = stmt.order_by(_leading_key(sort_column, shape).desc(), App.id.desc())
-    stmt = stmt.limit(bindparam("limit"))
+    stmt = stmt.limit(_limit())
     if shape.search and not shape.walk:
         stmt = _authors_after_the_page(shape, stmt, [field, "id"])
     return CompiledSelect(stmt)
@@ -231,9 +238,7 @@ def snapshot_select(shape: Shape) -> CompiledSelect:
     order: list[Column] = [ranked.score, ranked.created_at, ranked.app_id]
     if shape.after:
         stmt = stmt.where(_after(order))
-    return CompiledSelect(
-        stmt.order_by(*(column.desc() for column in order)).limit(bindparam("limit"))
-    )
+    return CompiledSelect(stmt.order_by(*(column.desc() for column in order)).limit(_limit()))
 
 
 @cache
@@ -253,7 +258,7 @@ def sparse_snapshot_search_select(shape: Shape) -> CompiledSelect:
     order: list[Any] = [score, App.created_at, App.id]
     if shape.after:
         stmt = stmt.where(_after(order))
-    stmt = stmt.order_by(*(column.desc() for column in order)).limit(bindparam("limit"))
+    stmt = stmt.order_by(*(column.desc() for column in order)).limit(_limit())
     return CompiledSelect(_authors_after_the_page(shape, stmt, ["score", "created_at", "id"]))
 
 
@@ -266,7 +271,7 @@ def snapshot_tail_select(shape: Shape) -> CompiledSelect:
     if shape.after:
         stmt = stmt.where(_after([App.created_at, App.id]))
     stmt = stmt.order_by(_leading_key(App.created_at, shape).desc(), App.id.desc())
-    return CompiledSelect(stmt.limit(bindparam("limit")))
+    return CompiledSelect(stmt.limit(_limit()))
 
 
 _FEED_TOTAL = (
@@ -302,5 +307,5 @@ SQLITE_SEARCH_COUNTS = CompiledSelect(
 def search_count_select(shape: Shape) -> CompiledSelect:
     """Matches of a search, counted up to one past the cap."""
     matching = select(literal(1)).select_from(App).where(*shape_filters(shape))
-    capped = matching.limit(bindparam("count_limit")).subquery()
+    capped = matching.limit(_limit("count_limit")).subquery()
     return CompiledSelect(select(func.count()).select_from(capped))
