@@ -5,13 +5,14 @@ retention are counted, never dropped: rolled up before their purge, kept after i
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import delete, func, select, update
 
-from stich.analytics.history import view_history
+from stich.analytics.history import ViewHistory, view_history
 from stich.analytics.models import AppDailyBreakdown, AppDailyStats, AppDailyViewer, AppView
 from stich.analytics.rebuild import REBUILD_PARTS, RebuiltPart, rebuild_maintained_state
 from stich.analytics.recount import verification_checks
@@ -239,3 +240,20 @@ def test_an_interrupted_purge_loses_no_history(db: Database, settings: Settings)
     assert rebuild_maintained_state(db, view_retention_days=90, now=NOW).rows == 0
     assert _state(db)["daily"] == maintained["daily"]
     assert _state(db)["apps"] == maintained["apps"]
+
+
+def test_repair_parts_cover_every_day_once() -> None:
+    """The rollups are repaired a few days per transaction: the parts are contiguous, the
+    first and last open-ended, so no day is left out or repaired twice."""
+    whole = ViewHistory(exact_from=RECENT.date())
+    parts = whole.chunks(OLD.date(), NOW.date(), 14)
+    assert len(parts) == 9  # 121 days: cuts every 14 days from the first
+    assert parts[0].since == whole.since and parts[-1].before == whole.before
+    assert all(a.before == b.since for a, b in pairwise(parts))
+    assert {part.exact_from for part in parts} == {whole.exact_from}
+    assert whole.chunks(NOW.date(), NOW.date(), 14) == [whole]
+    # Within a part that is itself bounded, the cuts stay inside it.
+    bounded = ViewHistory(exact_from=NOW.date(), since=OLD.date(), before=RECENT.date())
+    inner = bounded.chunks(OLD.date() - timedelta(days=30), NOW.date(), 14)
+    assert inner[0].since == OLD.date() and inner[-1].before == RECENT.date()
+    assert all(OLD.date() < part.since for part in inner[1:])

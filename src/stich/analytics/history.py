@@ -16,13 +16,13 @@ instance under a shorter retention setting).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import BigInteger, BindParameter, Date, TextClause, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
-from stich.analytics.models import AppView
+from stich.analytics.models import AppDailyStats, AppView
 from stich.db.base import UTCDateTime, utcnow
 
 NO_END = date(9999, 12, 31)
@@ -40,8 +40,10 @@ def first_retained_day(now: datetime, view_retention_days: int) -> date:
 @dataclass(frozen=True)
 class ViewHistory:
     exact_from: date
-    # Only the days before this one (the roll-up before a purge); NO_END: every day.
+    # Only the days from ``since`` and before ``before`` (a chunk of a repair, or the
+    # roll-up before a purge); by default every day.
     before: date = NO_END
+    since: date = date.min
 
     @classmethod
     def everything_retained(cls) -> ViewHistory:
@@ -49,18 +51,46 @@ class ViewHistory:
         return cls(date.min)
 
     def params(self) -> list[BindParameter[object]]:
-        end = day_start(self.before) if self.before < NO_END else datetime.max.replace(tzinfo=UTC)
+        start = day_start(self.since) if self.since > date.min else _FIRST
+        end = day_start(self.before) if self.before < NO_END else _LAST
         return [
             bindparam("exact_from", self.exact_from, type_=Date()),
+            bindparam("days_from", self.since, type_=Date()),
             bindparam("days_before", self.before, type_=Date()),
+            bindparam("views_from", start, type_=UTCDateTime()),
             bindparam("views_before", end, type_=UTCDateTime()),
-            # A view's window starts no later than the view and on the same UTC day.
+            # A view's window starts on the view's UTC day (windows divide a day).
+            bindparam("windows_from", int(start.timestamp()), type_=BigInteger()),
             bindparam("windows_before", int(end.timestamp()), type_=BigInteger()),
         ]
 
     def bind(self, sql: str) -> TextClause:
         """``sql`` with the parameters of these days that it uses."""
         return text(sql).bindparams(*(p for p in self.params() if f":{p.key}" in sql))
+
+    def chunks(self, first: date, last: date, days: int) -> list[ViewHistory]:
+        """These days in chunks of ``days`` cut between ``first`` and ``last``; the first
+        and last chunks are open-ended, so together they cover exactly these days."""
+        cuts = [first + timedelta(days=n) for n in range(days, (last - first).days + 1, days)]
+        bounds = [self.since, *(cut for cut in cuts if self.since < cut < self.before)]
+        ends = [*bounds[1:], self.before]
+        return [replace(self, since=lo, before=hi) for lo, hi in zip(bounds, ends, strict=True)]
+
+
+_FIRST = datetime(1, 1, 2, tzinfo=UTC)  # (a day in: its epoch seconds stay representable)
+_LAST = datetime.max.replace(tzinfo=UTC)
+
+
+def view_days(session: Session) -> tuple[date, date] | None:
+    """The first and last day of the raw views and the daily rollups (both indexed by
+    day), where a repair cuts its chunks."""
+    windows = session.execute(
+        select(func.min(AppView.window_start), func.max(AppView.window_start))
+    ).one()
+    days = session.execute(select(func.min(AppDailyStats.day), func.max(AppDailyStats.day))).one()
+    found = [datetime.fromtimestamp(int(w), UTC).date() for w in windows if w is not None]
+    found += [d if isinstance(d, date) else date.fromisoformat(d) for d in days if d is not None]
+    return (min(found), max(found)) if found else None
 
 
 def views_before(session: Session, day: date) -> int:

@@ -65,11 +65,12 @@ def rebuild_maintained_state(
     """Recount every maintained count and rewrite what differs; what each part rewrote.
 
     With a :class:`Database`, each part is its own write transaction (recounted inside
-    it) and ``view_retention_days`` defaults to the database's setting; with a
-    :class:`Session`, everything runs in the caller's transaction and the retention must
-    be given. Views older than the retention are counted too (rollups are raised to every
-    raw view that exists), and rollups of days whose raw views may have been purged are
-    never lowered (see :mod:`stich.analytics.history`).
+    it; the rollups a few days at a time) and ``view_retention_days`` defaults to the
+    database's setting; with a :class:`Session`, everything runs in the caller's
+    transaction and the retention must be given. Views older than the retention are
+    counted too (rollups are raised to every raw view that exists), and rollups of days
+    whose raw views may have been purged are never lowered (see
+    :mod:`stich.analytics.history`).
     """
     transaction: Callable[[], AbstractContextManager[Session]]
     if isinstance(target, Session):
@@ -106,9 +107,12 @@ def rebuild_maintained_state(
 def _repair(
     check: Check, transaction: Callable[[], AbstractContextManager[Session]]
 ) -> RebuiltPart:
-    started = time.perf_counter()
+    started, rows = time.perf_counter(), 0
     with transaction() as session:
-        rows = check.repair(session)
+        parts = check.parts(session)
+    for part in parts:  # the rollups a few days per transaction: writers never wait long
+        with transaction() as session:
+            rows += part.repair(session)
     return RebuiltPart(check.name, rows, time.perf_counter() - started)
 
 

@@ -66,7 +66,13 @@ def _drifted(field: str) -> str:
 
 # Raw views of apps that exist (app_views has no foreign key), on the days a caller asks
 # for: by window start, which leads the views' one index and is on the view's UTC day.
-_VIEWS = "app_views WHERE window_start < :windows_before AND app_id IN (SELECT id FROM apps)"
+_VIEWS = (
+    "app_views WHERE window_start >= :windows_from AND window_start < :windows_before "
+    "AND app_id IN (SELECT id FROM apps)"
+)
+# Stored rows and stars on the days asked for.
+_DAYS = "day >= :days_from AND day < :days_before"
+_STARS = "created_at >= :views_from AND created_at < :views_before"
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,7 @@ class DailyViewersSql:
         return (
             "SELECT day, app_id, viewer_key, max(s) AS stored, max(a) AS actual FROM ("
             "SELECT day, app_id, viewer_key, 1 AS s, 0 AS a FROM app_daily_viewers "
-            "WHERE day < :days_before "
+            f"WHERE {_DAYS} "
             f"UNION ALL SELECT {self.d.epoch_day('window_start')}, app_id, viewer_key, 0, 1 "
             f"FROM {_VIEWS}) AS c GROUP BY day, app_id, viewer_key "
             "HAVING max(s) <> max(a) AND (max(a) = 1 OR day >= :exact_from)"
@@ -127,14 +133,14 @@ class DailyStatsSql:
             "0 AS s_unique_viewers, 0 AS s_stars, count(*) AS a_views, 0 AS a_unique_viewers, "
             f"0 AS a_stars FROM {_VIEWS} GROUP BY 1, 2 "
             "UNION ALL SELECT app_id, day, 0, 0, 0, 0, count(*), 0 FROM app_daily_viewers "
-            "WHERE day < :days_before AND app_id IN (SELECT id FROM apps) GROUP BY 1, 2"
+            f"WHERE {_DAYS} AND app_id IN (SELECT id FROM apps) GROUP BY 1, 2"
         )
         parts = [
             views,
             f"SELECT app_id, {d.day('created_at')}, 0, 0, 0, 0, 0, count(*) FROM stars "
-            "WHERE created_at < :views_before GROUP BY 1, 2",
+            f"WHERE {_STARS} GROUP BY 1, 2",
             "SELECT app_id, day, views, unique_viewers, stars, 0, 0, 0 FROM app_daily_stats "
-            "WHERE day < :days_before",
+            f"WHERE {_DAYS}",
         ]
         sums = ", ".join(f"sum(s_{f}) AS s_{f}, sum(a_{f}) AS a_{f}" for f in self.FIELDS)
         return (
@@ -180,7 +186,7 @@ class DailyStatsSql:
         d = self.d
         stars = (
             f"SELECT app_id, {d.day('created_at')} AS day, count(*) AS n FROM stars "
-            "WHERE created_at < :views_before GROUP BY 1, 2"
+            f"WHERE {_STARS} GROUP BY 1, 2"
         )
         return (
             "INSERT INTO app_daily_stats (app_id, day, views, unique_viewers, stars) "
@@ -227,7 +233,7 @@ class BreakdownSql:
         if stored:
             parts.append(
                 "SELECT app_id, day, dimension, value, views, 0 FROM app_daily_breakdowns "
-                "WHERE day < :days_before"
+                f"WHERE {_DAYS}"
             )
         return (
             f"WITH v AS ({per_view}), w AS ("

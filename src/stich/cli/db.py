@@ -161,12 +161,16 @@ def _tally(db: Database, check: Check, *, verbose: bool) -> _Tally:
 
 
 def _repair(db: Database, check: Check, *, found: _Tally | None) -> None:
-    """Repair and say what was rewritten. The repair is the recount, compared and written
-    in one transaction, so nothing is left to look for again (verify again to see it)."""
+    """Repair and say what was rewritten. Each part's repair is the recount, compared and
+    written in one transaction, so nothing is left to look for again (verify again to
+    see it)."""
     typer.echo(f"repairing {check.name} ...", err=True)
-    started = time.perf_counter()
-    with db.write() as uow:
-        rows = check.repair(uow.session)
+    started, rows = time.perf_counter(), 0
+    with db.read("fresh") as uow:
+        parts = check.parts(uow.session)
+    for part in parts:  # one short write transaction each
+        with db.write() as uow:
+            rows += part.repair(uow.session)
     seconds = time.perf_counter() - started
     if found is None and not rows:
         typer.echo(f"{check.name}: no drift")
