@@ -57,3 +57,11 @@ def test_nested_credentials_are_scrubbed_everywhere_a_value_is_shown() -> None:
     diff = audit_diff({"sessionToken": "SECRET3", "status": "a"}, {"status": "b"})
     assert diff.hidden == 1
     assert [(c.field, c.old, c.new) for c in diff.changes] == [("status", "a", "b")]
+
+
+def test_audit_values_of_any_json_type_render_as_a_diff() -> None:
+    diff = audit_diff([1, 2], "text")
+    assert [(c.field, c.old, c.new) for c in diff.changes] == [("(value)", "[1, 2]", "text")]
+    assert audit_diff(None, 7).changes[0].new == "7"
+    # A secret in a list value is still scrubbed.
+    assert "SECRET" not in str(audit_diff([{"apiKey": "SECRET"}], None).changes)

@@ -35,9 +35,13 @@ class AuditDiff:
     hidden: int  # fields left out because they hold credential material
 
 
-def audit_diff(old: dict[str, Any] | None, new: dict[str, Any] | None) -> AuditDiff:
-    """Fields in the order they first appear (old, then new ones)."""
-    before, after = old or {}, new or {}
+def audit_diff(old: object, new: object) -> AuditDiff:
+    """Fields in the order they first appear (old, then new ones).
+
+    Stich writes objects; a value of another JSON type (a row written outside Stich) shows
+    as one field named ``(value)`` rather than failing the page.
+    """
+    before, after = _fields(old), _fields(new)
     names = list(dict.fromkeys([*before, *after]))
     shown = [name for name in names if not is_sensitive_key(str(name))]
     changes = [
@@ -57,3 +61,11 @@ def _text(value: object) -> str | None:
     value = scrub_credentials(value)
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
     return text if len(text) <= _VALUE_MAX else text[: _VALUE_MAX - 1] + "\u2026"
+
+
+def _fields(value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return value
+    return {"(value)": value}
