@@ -18,6 +18,7 @@ from stich.analytics.redis_queue import RedisViewQueue
 from stich.analytics.service import ViewEvent, prepare_view
 from stich.analytics.viewer import Viewer
 from stich.api.app import create_app
+from stich.audit.service import AuditService
 from stich.config import Settings
 from stich.db import Database, migrate
 from stich.db.base import utcnow
@@ -296,3 +297,19 @@ def test_studio_alone_reads_the_redis_backlog(database_url: str, tmp_path: Path,
         client.close()
     queue_line = page.split('id="health-view-queue">', 1)[1].split("</dd>", 1)[0]
     assert "redis" in queue_line and 'data-value="4"' in queue_line
+
+
+def test_maintenance_entries_of_another_shape_are_passed_over(
+    client: TestClient, db: Database, settings: Settings
+):
+    with db.write() as uow:
+        for values in ({"removed": {"sessions": 3}}, {"removed": "all"}, ["x"], None):
+            AuditService(uow.session).record(
+                "maintenance.run", actor=None, resource_type="maintenance", new=values
+            )
+    admin_client(client, db, settings)
+
+    response = client.get("/admin/")
+
+    assert response.status_code == 200
+    assert "3 removed" in job_row(response.text, "sessions")

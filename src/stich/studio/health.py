@@ -163,17 +163,21 @@ def maintenance_jobs(session: Session, now: datetime, refresh_seconds: int) -> l
     return states
 
 
-def _last_changes(
-    entries: Sequence[Any],
-) -> dict[str, tuple[datetime, int]]:
-    """Per job, the newest entry's time and count (entries come newest first)."""
+def _last_changes(entries: Sequence[Any]) -> dict[str, tuple[datetime, int]]:
+    """Per job, the newest entry's time and count (entries come newest first).
+
+    Runs write ``{"removed": {job: n}, "rebuilt": {job: n}}``; anything else (a row
+    written outside Stich) is passed over rather than taking the page down.
+    """
     last: dict[str, tuple[datetime, int]] = {}
     for created_at, changes in entries:
-        for per_job in (changes or {}).values():
+        groups = changes.values() if isinstance(changes, dict) else ()
+        for per_job in groups:
             if not isinstance(per_job, dict):
                 continue
             for name, count in per_job.items():
-                last.setdefault(name, (created_at, int(count)))
+                if isinstance(count, int) and not isinstance(count, bool):
+                    last.setdefault(str(name), (created_at, count))
     return last
 
 
