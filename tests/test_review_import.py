@@ -282,3 +282,34 @@ def test_odd_legacy_hashes_never_sign_in_and_never_fail_loudly(
         )
         outcomes[uid] = response.status_code
     assert outcomes == {"u-iter": 401, "u-short": 401, "u-space": 200, "u-junk": 401}
+
+
+def test_imported_audit_values_are_objects_as_stich_writes_them(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """Stich's audit values are JSON objects (GET /api/me/audit and the Studio read them
+    so): a list, number or string from the original is kept inside an object, or dropped
+    with a note, never stored bare (today GET /api/me/audit answers 500 for such a user)."""
+    from stich.audit.models import AuditLog
+
+    source = source_with(tmp_path / "original.db", users=[], apps=[])
+    conn = sqlite3.connect(source)
+    insert_rows(
+        conn,
+        "audit_logs",
+        [
+            {"id": "l-list", "user_id": "u-good", "action": "x", "resource_type": "r",
+             "resource_id": "1", "old_values": "[1, 2]", "new_values": "3"},
+            {"id": "l-text", "user_id": "u-good", "action": "x", "resource_type": "r",
+             "resource_id": "1", "old_values": '"plain words"', "new_values": "not json"},
+        ],
+    )  # fmt: skip
+    conn.commit()
+    conn.close()
+    run(settings, source)
+    with db.read() as uow:
+        entries = list(uow.session.scalars(select(AuditLog)))
+    assert len(entries) == 2
+    for entry in entries:
+        for value in (entry.old_values, entry.new_values):
+            assert value is None or isinstance(value, dict), value

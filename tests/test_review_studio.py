@@ -154,6 +154,46 @@ def test_lists_cost_the_same_statements_for_2_and_12_rows(
         assert few == many, (url, few, many)
 
 
+def test_credential_fields_inside_audit_values_are_never_shown(
+    client: TestClient, db: Database, settings: Settings, admin: Account
+):
+    """Audit values may carry credential fields (imported ones from the original too,
+    whose JavaScript wrote camelCase keys): hidden on the list, the entry's own page and
+    the user's page alike."""
+    member = make_user(db)
+    secrets = {
+        "password_hash": "PBKDF2-" + uuid.uuid4().hex,
+        "passwordHash": "PBKDF2-" + uuid.uuid4().hex,
+        "encryptedValue": "CIPHER-" + uuid.uuid4().hex,
+        "sessionToken": "TOKEN-" + uuid.uuid4().hex,
+        "access_token": "TOKEN-" + uuid.uuid4().hex,
+    }
+    with db.write() as uow:
+        entry = AuditLog(
+            actor_type=ActorType.USER,
+            actor_id=member.user_id,
+            subject_user_id=member.user_id,
+            action="user.update",
+            resource_type="user",
+            resource_id=member.user_id,
+            old_values={"display_name": "Before", **secrets},
+            new_values={"display_name": "After", "nested": dict(secrets)},
+        )
+        uow.session.add(entry)
+        uow.session.flush()
+        entry_id = entry.id
+    pages = [
+        "/admin/audit-log/list",
+        f"/admin/audit-log/details/{entry_id}",
+        f"/admin/user/details/{member.user_id}",
+    ]
+    for url in pages:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        for name, value in secrets.items():
+            assert value not in response.text, (url, name)
+
+
 def _signed_in_client(client: TestClient, account: Account) -> TestClient:
     other = TestClient(client.app, raise_server_exceptions=False)
     signed = other.post(
