@@ -107,7 +107,7 @@ class DailyViewersSql:
             "(day DATE, app_id VARCHAR(36), viewer_key VARCHAR(64), missing INTEGER)",
             f"INSERT INTO {self.DRIFT} (day, app_id, viewer_key, missing) "
             f"SELECT day, app_id, viewer_key, actual FROM ({self.comparison()}) AS w",
-            # Rows come out of the comparison in key order: inserted in that order.
+            # SQLite's GROUP BY yields them in key order: they go into the index in order.
             "INSERT INTO app_daily_viewers (day, app_id, viewer_key) "
             f"SELECT day, app_id, viewer_key FROM {self.DRIFT} WHERE missing = 1 "
             "ON CONFLICT DO NOTHING",
