@@ -139,3 +139,20 @@ def test_a_dump_with_a_bom_and_statements_sharing_lines_loads(tmp_path: Path) ->
     with Source(tmp_path / "export.sql") as loaded:
         assert loaded.count("users") == 5 and loaded.count("stars") == 5
         assert loaded.count("app_views") == 7
+
+
+def test_a_dump_keeps_values_spread_over_lines(tmp_path: Path) -> None:
+    from stich.importer.fixtures import dump
+    from stich.importer.source import Source
+
+    source = build_awkward_source(tmp_path / "original.db")
+    prompt = "first line;\n" + "middle line\n" * 500 + "; last line);"
+    conn = sqlite3.connect(source)
+    conn.execute("UPDATE apps SET original_prompt = ? WHERE id = 'a-public'", (prompt,))
+    conn.commit()
+    dump(conn, tmp_path / "export.sql")
+    conn.close()
+    with Source(tmp_path / "export.sql") as loaded:
+        rows = list(loaded.query("SELECT original_prompt FROM apps WHERE id = 'a-public'"))
+        assert rows == [(prompt,)]
+        assert loaded.count("apps") == 6

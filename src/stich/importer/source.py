@@ -118,19 +118,24 @@ def _load_dump(dump: Path, target: Path) -> None:
     conn.execute("PRAGMA journal_mode=OFF")
     conn.execute("PRAGMA synchronous=OFF")
     conn.execute("PRAGMA foreign_keys=OFF")
-    buffer = ""
+    parts: list[str] = []
     try:
         with dump.open(encoding="utf-8-sig", errors="strict") as f:  # a BOM is no SQL
             for line in f:
-                buffer += line
-                if not sqlite3.complete_statement(buffer):
+                parts.append(line)
+                # Only a line with a ';' can end a statement: a value spread over many
+                # lines (a long prompt) is joined and scanned once, not after every line.
+                if ";" not in line:
                     continue
-                if not _skipped(buffer):
+                sql = "".join(parts)
+                if not sqlite3.complete_statement(sql):
+                    continue
+                parts.clear()
+                if not _skipped(sql):
                     try:
-                        conn.execute(buffer)  # the sqlite3 module opens the transaction
+                        conn.execute(sql)  # the sqlite3 module opens the transaction
                     except sqlite3.ProgrammingError:  # several statements on one line
-                        conn.executescript(buffer)
-                buffer = ""
+                        conn.executescript(sql)
         conn.commit()
     except (sqlite3.Error, UnicodeDecodeError) as exc:
         conn.close()
