@@ -4,6 +4,7 @@ that still match the OpenAPI contract (docs/benchmarks.md, HTTP)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import anyio.to_thread
@@ -11,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from stich.api.middleware import new_request_id
+from stich.api.reads import read_executor
 from stich.api.responses import model_response
 from stich.bench.profile import summarise
 from stich.db import Database
@@ -34,9 +36,10 @@ OFF_THE_POOL = {
 
 
 @pytest.fixture
-def thread_hops(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Names of the functions the request handed to the thread pool (FastAPI and Starlette
-    go through ``anyio.to_thread.run_sync`` for every sync dependency and endpoint)."""
+def thread_hops(monkeypatch: pytest.MonkeyPatch, db: Database) -> Iterator[list[str]]:
+    """Names of the functions the request handed to a thread: FastAPI and Starlette go
+    through ``anyio.to_thread.run_sync`` for every sync dependency and endpoint, the hot
+    reads through the read threads (``stich.api.reads``)."""
     calls: list[str] = []
     original = anyio.to_thread.run_sync
 
@@ -45,7 +48,16 @@ def thread_hops(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         calls.append(getattr(inner, "__name__", repr(inner)))
         return await original(func, *args, **kwargs)
 
+    executor = read_executor(db.settings)
+    submit = executor.submit
+
+    def counting_submit(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        read = func.args[0] if isinstance(func, partial) else func  # partial(context.run, read)
+        calls.append(getattr(read, "__name__", repr(read)))
+        return submit(func, *args, **kwargs)
+
     monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    monkeypatch.setattr(executor, "submit", counting_submit)
     yield calls
 
 

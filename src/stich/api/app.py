@@ -15,7 +15,7 @@ from stich.api.errors import install_error_handlers
 from stich.api.inputs import install_input_contract
 from stich.api.middleware import RequestMiddleware, install_cors
 from stich.api.ratelimit import RateLimitMiddleware
-from stich.api.reads import reads_never_wait
+from stich.api.reads import read_executor, reads_never_wait
 from stich.api.request_limits import RequestLimitsMiddleware
 from stich.apps import endpoints as apps_endpoints
 from stich.audit import endpoints as audit_endpoints
@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.hasher = hasher
     app.state.view_queue = background.view_queue
     app.state.inline_reads = reads_never_wait(database, settings)  # see stich.api.reads
+    app.state.read_executor = read_executor(settings)
     install_error_handlers(app)
     install_input_contract(app)  # before the routers: they copy its URL check
     if settings.rate_limit_enabled:  # inside the request-limits, which bound what it reads

@@ -11,12 +11,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 from stich.api.context import RequestContext
 from stich.api.deps import Context, get_settings
 from stich.api.inputs import AppIdPath, UsernamePath
-from stich.api.reads import inline_reads
+from stich.api.reads import inline_reads, run_in_read_threads
 from stich.api.responses import model_response
 from stich.apps.schemas import Framework
 from stich.auth.dependencies import CurrentUser, OptionalPrincipal, api_key_scopes
@@ -112,7 +111,7 @@ async def public_feed(
             return _feed_page(ctx, feed, principal, max_age, bounded_only=True)
         except UnboundedPage:
             pass
-    return await run_in_threadpool(_feed_page, ctx, feed, principal, max_age)
+    return await run_in_read_threads(request, _feed_page, ctx, feed, principal, max_age)
 
 
 def _feed_page(
