@@ -109,15 +109,18 @@ class BulkWriter:
         if not rows:
             return 0
         sql = _insert_sql(self.dialect, table, columns)
+        # Savepoints on the connection itself (the statements bypass the ORM session, so
+        # a session savepoint would never be emitted and a refused row would leave the
+        # whole transaction aborted on PostgreSQL).
         try:
-            with self.session.begin_nested():
+            with self.connection.begin_nested():
                 return self._run(sql, rows)
         except DBAPIError:
             pass
         inserted = 0
         for index, row in enumerate(rows):
             try:
-                with self.session.begin_nested():
+                with self.connection.begin_nested():
                     inserted += self._run(sql, [row])
             except DBAPIError as exc:
                 on_rejected(index, database_reason(exc))
