@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from stich.apps.models import App, AppStatus, Visibility
 from stich.audit.models import AuditLog
-from stich.auth.service import mint_anonymous_token
+from stich.auth.anonymous import mint_anonymous_token
 from stich.db import Database
 from tests.factories import SignedIn, hasher
 

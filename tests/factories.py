@@ -6,8 +6,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from stich.auth.anonymous import mint_anonymous_token
 from stich.auth.models import UserSession
-from stich.auth.service import mint_anonymous_token
 from stich.crypto.tokens import KeyedHasher, TokenKind, new_token
 from stich.db import Database
 from stich.db.base import utcnow

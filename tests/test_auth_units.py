@@ -7,12 +7,9 @@ from datetime import timedelta
 import pytest
 from argon2 import PasswordHasher
 
+from stich.auth.anonymous import anonymous_token_is_genuine, mint_anonymous_token
 from stich.auth.models import DeviceType
-from stich.auth.service import (
-    AuthPolicy,
-    anonymous_token_is_genuine,
-    mint_anonymous_token,
-)
+from stich.auth.outcomes import AuthPolicy
 from stich.auth.useragent import mask_ip, parse_user_agent
 from stich.crypto.passwords import Passwords
 from stich.crypto.tokens import KeyedHasher, TokenKind, new_token, token_kind

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from stich.auth.service import anonymous_owner_hash
+from stich.auth.anonymous import anonymous_owner_hash
 from stich.cli.common import state
 from stich.cli.main import app as cli
 from stich.crypto import legacy_passwords

@@ -20,10 +20,11 @@ from starlette.concurrency import run_in_threadpool
 
 from stich.api.context import RequestContext
 from stich.api.deps import Context
+from stich.auth.anonymous import anonymous_token_is_genuine
+from stich.auth.outcomes import email_not_verified, user_is_usable
 from stich.auth.principal import Principal
 from stich.auth.repository import AuthRepository, Credential
 from stich.auth.schemas import ApiScope
-from stich.auth.service import anonymous_token_is_genuine, email_not_verified, user_is_usable
 from stich.auth.usage import key_usage_for
 from stich.crypto.tokens import TokenKind, token_kind
 from stich.db.base import utcnow

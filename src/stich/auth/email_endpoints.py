@@ -26,7 +26,7 @@ from stich.auth.email_schemas import (
 )
 from stich.auth.email_service import EmailFlows, Purpose, token_looks_right
 from stich.auth.endpoints import errors
-from stich.auth.service import password_lock
+from stich.auth.outcomes import password_lock
 from stich.auth.throttle import MailRequestThrottle, mail_request_throttle
 from stich.config import Settings
 from stich.crypto.passwords import passwords_for

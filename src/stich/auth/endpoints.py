@@ -16,10 +16,12 @@ from sqlalchemy.orm import Session
 from stich.api.context import RequestContext
 from stich.api.deps import Context, get_settings
 from stich.api.errors import error_responses
+from stich.auth.anonymous import anonymous_owner_hash
 from stich.auth.dependencies import AccountReader, SessionUser
 from stich.auth.email_service import EmailFlows
 from stich.auth.models import ApiKey
 from stich.auth.oauth import OAuthService, ProviderClient, provider_config
+from stich.auth.outcomes import AuthPolicy, Client, Refused
 from stich.auth.schemas import (
     AnonymousOut,
     ApiKeyCreate,
@@ -39,13 +41,7 @@ from stich.auth.schemas import (
     SessionList,
     TokenPair,
 )
-from stich.auth.service import (
-    AuthPolicy,
-    AuthService,
-    Client,
-    Refused,
-    anonymous_owner_hash,
-)
+from stich.auth.service import AuthService
 from stich.auth.throttle import ClientThrottle, client_throttle
 from stich.auth.usage import key_usage_for
 from stich.config import Settings

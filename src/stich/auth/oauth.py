@@ -32,10 +32,11 @@ from sqlalchemy.orm import Session
 from stich.audit.service import AuditService, RequestMeta
 from stich.auth.models import OAuthState
 from stich.auth.oidc import id_token_refused, key_set_for, verify_id_token
+from stich.auth.outcomes import AuthPolicy, Client, Refused, user_is_usable
 from stich.auth.principal import Principal
 from stich.auth.repository import AuthRepository
 from stich.auth.schemas import IdentityOut, OAuthResult, OAuthStartOut
-from stich.auth.service import AuthPolicy, AuthService, Client, Refused, user_is_usable
+from stich.auth.service import AuthService
 from stich.config import Settings
 from stich.crypto.tokens import KeyedHasher, TokenKind, new_token
 from stich.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unavailable

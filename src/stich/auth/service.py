@@ -8,216 +8,36 @@ raises ``refused.error``. Anything raised inside the unit of work rolls it back.
 
 from __future__ import annotations
 
-import hmac
 import math
-import re
-import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from stich.audit.service import AuditService, RequestMeta
+from stich.auth.anonymous import mint_anonymous_token
 from stich.auth.models import ApiKey, UserSession
+from stich.auth.outcomes import (
+    AuthPolicy,
+    Client,
+    Issued,
+    LoginAttempt,
+    Refused,
+    SignedIn,
+    email_not_verified,
+    invalid_credentials,
+    locked_error,
+    user_is_usable,
+)
 from stich.auth.principal import Principal
 from stich.auth.repository import AuthRepository
-from stich.auth.schemas import ApiKeyCreate, SessionOut, TokenPair
+from stich.auth.schemas import ApiKeyCreate, SessionOut
 from stich.auth.useragent import mask_ip, parse_user_agent
-from stich.config import Settings
 from stich.crypto.tokens import KeyedHasher, TokenKind, new_token, token_kind
 from stich.db.base import new_id
-from stich.errors import Conflict, Forbidden, Invalid, Locked, NotFound, StichError, Unauthorized
-from stich.users.models import User, UserIdentity
+from stich.errors import Conflict, Forbidden, NotFound, StichError, Unauthorized
+from stich.users.models import UserIdentity
 from stich.users.repository import UserRepository
 from stich.users.schemas import normalize_email
-
-ANONYMOUS_PREFIX = f"stich_{TokenKind.ANONYMOUS.value}_"
-_ANON_RANDOM_CHARS = 32  # token_urlsafe(24)
-_ANON_TAG_CHARS = 32  # 128-bit HMAC tag, hex
-
-
-# -- policy and small value types --------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AuthPolicy:
-    access_ttl: timedelta
-    refresh_ttl: timedelta
-    reuse_grace: timedelta
-    max_sessions: int
-    max_api_keys: int
-    lockout_threshold: int
-    lockout_base: timedelta
-    lockout_max: timedelta
-    require_verified_email: str = "never"
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> AuthPolicy:
-        return cls(
-            access_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
-            refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
-            reuse_grace=timedelta(seconds=settings.refresh_reuse_grace_seconds),
-            max_sessions=settings.max_sessions_per_user,
-            max_api_keys=settings.max_api_keys_per_user,
-            lockout_threshold=settings.lockout_threshold,
-            lockout_base=timedelta(seconds=settings.lockout_base_seconds),
-            lockout_max=timedelta(seconds=settings.lockout_max_seconds),
-            require_verified_email=settings.require_verified_email,
-        )
-
-    def lock_for(self, consecutive_failures: int) -> timedelta | None:
-        """How long to lock after this many consecutive failures (None: not yet)."""
-        beyond = consecutive_failures - self.lockout_threshold
-        if beyond < 0:
-            return None
-        # Cap the exponent before multiplying: 2**40 seconds would overflow timedelta.
-        factor = 2 ** min(beyond, 40)
-        seconds = min(self.lockout_base.total_seconds() * factor, self.lockout_max.total_seconds())
-        return timedelta(seconds=seconds)
-
-
-@dataclass(frozen=True)
-class Client:
-    """The device a session is opened from (the raw IP is only masked, then dropped)."""
-
-    ip: str | None = None
-    user_agent: str | None = None
-
-
-@dataclass(frozen=True)
-class Refused:
-    """A refusal to raise *after* the unit of work commits what it recorded."""
-
-    error: StichError
-
-
-@dataclass(frozen=True)
-class Issued:
-    """A freshly opened session: the only moment its tokens exist in plaintext."""
-
-    session: UserSession
-    access_token: str
-    refresh_token: str
-
-    def token_pair(self, now: datetime) -> TokenPair:
-        return TokenPair(
-            access_token=self.access_token,
-            refresh_token=self.refresh_token,
-            expires_in=max(0, int((self.session.access_expires_at - now).total_seconds())),
-            access_expires_at=self.session.access_expires_at,
-            refresh_expires_at=self.session.expires_at,
-            session_id=self.session.family_id,
-        )
-
-
-@dataclass(frozen=True)
-class SignedIn:
-    user: User
-    issued: Issued
-    claimed_apps: int = 0
-
-
-@dataclass(frozen=True)
-class LoginAttempt:
-    """What the read phase of a sign-in learnt (before the slow password check)."""
-
-    email_hash: str
-    user_id: str | None
-    password_hash: str | None
-    locked_until: datetime | None
-
-    def retry_after(self, now: datetime) -> int | None:
-        if self.locked_until is None or self.locked_until <= now:
-            return None
-        return max(1, math.ceil((self.locked_until - now).total_seconds()))
-
-
-def invalid_credentials() -> Unauthorized:
-    # The same error, word for word, for an unknown email and a wrong password.
-    return Unauthorized("the email or password is incorrect", code="invalid_credentials")
-
-
-def locked_error(retry_after: int) -> Locked:
-    return Locked(
-        "too many failed sign-in attempts; try again later",
-        code="too_many_attempts",
-        details={"retry_after": retry_after},
-        headers={"Retry-After": str(retry_after)},
-    )
-
-
-def email_not_verified() -> Forbidden:
-    return Forbidden(
-        "confirm your email address first: follow the link we sent, or ask for a new one "
-        "with POST /api/auth/email/verify/request",
-        code="email_not_verified",
-        details={"resend": "/api/auth/email/verify/request"},
-    )
-
-
-def user_is_usable(user: User | None, now: datetime) -> bool:
-    """Whether the account's credentials (sessions, refresh tokens, keys, OAuth) work.
-
-    A sign-in lock is not a reason to refuse them: it protects the password, and anyone
-    can cause one by guessing; taking away credentials already proven would let anyone
-    sign a victim out (issue 13).
-    """
-    if user is None:
-        return False
-    return user.is_active and not user.is_suspended and user.deleted_at is None
-
-
-def password_lock(user: User, now: datetime) -> Locked | None:
-    """The refusal for a password check while the account is locked (None: not locked).
-
-    Password re-authentication is refused like a sign-in, before the password is checked.
-    """
-    if user.locked_until is None or user.locked_until <= now:
-        return None
-    return locked_error(max(1, math.ceil((user.locked_until - now).total_seconds())))
-
-
-# -- anonymous tokens --------------------------------------------------------------------
-
-
-def mint_anonymous_token(hasher: KeyedHasher) -> str:
-    """``stich_san_<random><tag>``: the tag (HMAC of the random part) proves we issued it."""
-    random_part = secrets.token_urlsafe(24)
-    tag = hasher.hash(random_part, purpose="anonymous-token")[:_ANON_TAG_CHARS]
-    return f"{ANONYMOUS_PREFIX}{random_part}{tag}"
-
-
-def anonymous_token_is_genuine(hasher: KeyedHasher, token: str) -> bool:
-    body = token.removeprefix(ANONYMOUS_PREFIX)
-    if body == token or len(body) != _ANON_RANDOM_CHARS + _ANON_TAG_CHARS:
-        return False
-    random_part, tag = body[:_ANON_RANDOM_CHARS], body[_ANON_RANDOM_CHARS:]
-    expected = hasher.hash(random_part, purpose="anonymous-token")[:_ANON_TAG_CHARS]
-    return hmac.compare_digest(tag, expected)
-
-
-_LEGACY_ANONYMOUS = re.compile(r"^[A-Za-z0-9._~+/=-]{16,200}$")
-
-
-def legacy_anonymous_token(token: str) -> bool:
-    """An original system's anonymous session token: not ours (no ``stich_`` prefix) and
-    shaped like a random token. It claims only the apps ``stich import`` gave its hash."""
-    return not token.startswith("stich_") and _LEGACY_ANONYMOUS.match(token) is not None
-
-
-def anonymous_owner_hash(hasher: KeyedHasher, token: str | None) -> str | None:
-    """The owner hash for an anonymous token a client presents at sign-up or sign-in."""
-    if token is None:
-        return None
-    if legacy_anonymous_token(token):  # imported from the original (stich import)
-        return hasher.token_hash(token)
-    if not anonymous_token_is_genuine(hasher, token):
-        raise Invalid(
-            "anonymous_token is not a token issued by POST /auth/anonymous",
-            code="invalid_anonymous_token",
-        )
-    return hasher.token_hash(token)
-
 
 # -- the service -------------------------------------------------------------------------
 

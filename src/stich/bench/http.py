@@ -29,7 +29,8 @@ from sqlalchemy import func, select
 from stich.apps.models import App
 from stich.apps.visibility import publicly_visible
 from stich.audit.service import RequestMeta
-from stich.auth.service import AuthPolicy, AuthService, Client
+from stich.auth.outcomes import AuthPolicy, Client
+from stich.auth.service import AuthService
 from stich.bench import wrk
 from stich.config import Settings
 from stich.crypto.tokens import KeyedHasher

@@ -39,8 +39,9 @@ from stich.apps.service import AppService, ListParams
 from stich.apps.visibility import publicly_visible
 from stich.audit.service import RequestMeta
 from stich.auth.dependencies import get_principal
+from stich.auth.outcomes import AuthPolicy, Client, Refused
 from stich.auth.principal import Principal
-from stich.auth.service import AuthPolicy, AuthService, Client, Refused
+from stich.auth.service import AuthService
 from stich.bench import original
 from stich.bench.floor import Floor
 from stich.bench.runner import Budget, Measurement, Report, measure

@@ -25,8 +25,9 @@ from starlette.responses import Response
 
 from stich.api.context import RequestState, client_ip
 from stich.audit.service import AuditService, RequestMeta
+from stich.auth.outcomes import AuthPolicy, Client, Refused, user_is_usable
 from stich.auth.principal import Principal
-from stich.auth.service import AuthPolicy, AuthService, Client, Refused, user_is_usable
+from stich.auth.service import AuthService
 from stich.config import Environment, Settings
 from stich.crypto.passwords import PASSWORD_MAX_LENGTH, passwords_for
 from stich.crypto.tokens import KeyedHasher

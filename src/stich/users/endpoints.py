@@ -11,9 +11,10 @@ from stich.api.context import RequestContext
 from stich.api.deps import Context, get_settings
 from stich.auth.dependencies import AccountReader, AccountWriter, SessionUser
 from stich.auth.endpoints import errors
+from stich.auth.outcomes import AuthPolicy, password_lock
 from stich.auth.principal import Principal
 from stich.auth.schemas import RevokedOut
-from stich.auth.service import AuthPolicy, AuthService, password_lock
+from stich.auth.service import AuthService
 from stich.config import Settings
 from stich.crypto.passwords import passwords_for
 from stich.db.base import utcnow

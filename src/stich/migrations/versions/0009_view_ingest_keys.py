@@ -110,9 +110,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("day", "app_id", "viewer_key", name=op.f("pk_app_daily_viewers")),
         sqlite_with_rowid=False,
     )
+    day = _day_of_window(dialect)  # a constant expression of this module
     op.execute(
-        "INSERT INTO app_daily_viewers (day, app_id, viewer_key) "
-        f"SELECT DISTINCT {_day_of_window(dialect)}, app_id, viewer_key FROM app_views"  # noqa: S608
+        "INSERT INTO app_daily_viewers (day, app_id, viewer_key) "  # noqa: S608
+        f"SELECT DISTINCT {day}, app_id, viewer_key FROM app_views"
     )
 
 
