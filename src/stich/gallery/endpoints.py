@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from stich.api.context import RequestContext
-from stich.api.deps import Context, get_settings
+from stich.api.deps import Context
 from stich.api.inputs import AppIdPath, UsernamePath
 from stich.api.reads import inline_reads, run_in_read_threads
 from stich.api.responses import model_response
@@ -99,10 +99,10 @@ async def public_feed(
     request: Request,
     ctx: Context,
     principal: OptionalPrincipal,
-    settings: Annotated[Settings, Depends(get_settings)],
 ) -> Response:
     """The public gallery: every public, live, ready or deployed app, keyset-paged."""
     feed = params.request()
+    settings: Settings = request.app.state.settings  # (as get_settings, one dependency less)
     max_age = timedelta(seconds=settings.feed_ranking_max_age_seconds)
     # A page of bounded cost runs on the event loop where reads never wait (SQLite; see
     # stich.api.reads); a search or a live ranking, or any read on PostgreSQL, in the pool.
