@@ -156,3 +156,14 @@ def test_a_dump_keeps_values_spread_over_lines(tmp_path: Path) -> None:
         rows = list(loaded.query("SELECT original_prompt FROM apps WHERE id = 'a-public'"))
         assert rows == [(prompt,)]
         assert loaded.count("apps") == 6
+
+
+def test_a_dump_never_touches_another_file(tmp_path: Path) -> None:
+    from stich.importer.source import Source, SourceError
+
+    planted = tmp_path / "planted.db"
+    dumped = tmp_path / "export.sql"
+    dumped.write_text(f"ATTACH DATABASE '{planted}' AS o;\nCREATE TABLE o.t (x);\n")
+    with pytest.raises(SourceError):
+        Source(dumped)
+    assert not planted.exists()

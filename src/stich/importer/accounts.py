@@ -22,7 +22,16 @@ from stich.crypto import legacy_passwords
 from stich.db.base import new_id, utcnow
 from stich.importer.context import ImportContext
 from stich.importer.source import Row, Source
-from stich.importer.values import BadValue, fit, flag, integer, json_object, timestamp, url
+from stich.importer.values import (
+    BadValue,
+    fit,
+    flag,
+    integer,
+    json_object,
+    row_id,
+    timestamp,
+    url,
+)
 from stich.importer.writer import Column
 from stich.users.models import AuthProvider, Role, Theme
 from stich.users.schemas import (
@@ -48,7 +57,6 @@ IDENTITY_COLUMNS: list[Column] = [
     ("provider_id", "varchar"), ("email", "varchar"), ("created_at", "timestamptz"),
 ]  # fmt: skip
 OAUTH_PROVIDERS = {p.value: p for p in AuthProvider if p is not AuthProvider.EMAIL}
-ID_MAX = 36
 
 
 def find_duplicates(source: Source, ctx: ImportContext) -> None:
@@ -59,8 +67,7 @@ def find_duplicates(source: Source, ctx: ImportContext) -> None:
     far_future = datetime.max.replace(tzinfo=utcnow().tzinfo)
     for user_id, email, created in source.query("SELECT id, email, created_at FROM users"):
         try:
-            if not user_id or len(str(user_id)) > ID_MAX:
-                continue
+            row_id(user_id)
             key = normalize_email(email or "")
             at = timestamp(created) or far_future
         except (ValueError, BadValue):
@@ -127,9 +134,7 @@ def _user(
     raw: Row, ctx: ImportContext, usernames: set[str]
 ) -> tuple[tuple[Any, ...] | None, tuple[Any, ...] | None]:
     """The users row (None for an account merged into another) and its identity, if any."""
-    user_id = raw["id"]
-    if not user_id or len(str(user_id)) > ID_MAX:
-        raise BadValue(f"id is empty or longer than {ID_MAX} characters")
+    user_id = row_id(raw["id"])
     try:
         email = normalize_email(raw["email"] or "")
     except ValueError as exc:

@@ -14,7 +14,16 @@ from stich.apps.models import AppStatus, Visibility
 from stich.db.base import utcnow
 from stich.importer.context import ImportContext
 from stich.importer.source import Row, Source
-from stich.importer.values import BadValue, fit, flag, integer, json_object, timestamp, url
+from stich.importer.values import (
+    BadValue,
+    fit,
+    flag,
+    integer,
+    json_object,
+    row_id,
+    timestamp,
+    url,
+)
 from stich.importer.writer import Column
 
 # The original's statuses onto Stich's state machine (docs/import.md says why).
@@ -41,7 +50,6 @@ APP_COLUMNS: list[Column] = [
     ("updated_at", "timestamptz"),
 ]  # fmt: skip
 OWNER_COLUMNS: list[Column] = [("owner_hash", "varchar"), ("created_at", "timestamptz")]
-ID_MAX = 36
 
 
 def import_apps(source: Source, ctx: ImportContext) -> None:
@@ -69,9 +77,7 @@ def import_apps(source: Source, ctx: ImportContext) -> None:
 
 def _app(raw: Row, ctx: ImportContext) -> tuple[tuple[Any, ...], str | None]:
     """The apps row and its anonymous owner hash, if it has no account."""
-    app_id = raw["id"]
-    if not app_id or len(str(app_id)) > ID_MAX:
-        raise BadValue(f"id is empty or longer than {ID_MAX} characters")
+    app_id = row_id(raw["id"])
     notes = ctx.report["apps"].notes
     user_id = ctx.user(raw["user_id"])
     owner_hash = None

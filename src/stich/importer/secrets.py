@@ -16,7 +16,7 @@ from stich.importer.context import ImportContext
 from stich.importer.events import stream_table
 from stich.importer.legacy_secrets import Undecryptable
 from stich.importer.source import Row, Source
-from stich.importer.values import BadValue, fit, flag, integer, timestamp
+from stich.importer.values import BadValue, fit, flag, integer, row_id, timestamp
 from stich.importer.writer import Column
 from stich.secrets.models import SecretType
 from stich.secrets.service import preview_of
@@ -44,8 +44,7 @@ def import_secrets(source: Source, ctx: ImportContext) -> None:
     enc = ctx.encode
 
     def secret(raw: Row) -> tuple[Any, ...]:
-        if not raw["id"] or len(str(raw["id"])) > 36:
-            raise BadValue("id is empty or longer than 36 characters")
+        row_id(raw["id"])
         user_id = ctx.user(raw["user_id"])
         if user_id is None:
             raise BadValue("orphan: user not imported")

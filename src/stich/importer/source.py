@@ -8,6 +8,7 @@ the source is closed.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import tempfile
 from collections.abc import Iterator
@@ -118,6 +119,7 @@ def _load_dump(dump: Path, target: Path) -> None:
     conn.execute("PRAGMA journal_mode=OFF")
     conn.execute("PRAGMA synchronous=OFF")
     conn.execute("PRAGMA foreign_keys=OFF")
+    conn.set_authorizer(_authorize)
     parts: list[str] = []
     try:
         with dump.open(encoding="utf-8-sig", errors="strict") as f:  # a BOM is no SQL
@@ -143,7 +145,20 @@ def _load_dump(dump: Path, target: Path) -> None:
     conn.close()
 
 
+_CONTROL = re.compile(r"\s*(BEGIN|COMMIT|END|ROLLBACK|PRAGMA)\b[^;']*;\s*", re.IGNORECASE)
+
+
 def _skipped(sql: str) -> bool:
-    """Transaction control in the dump (we run it in our own transaction)."""
-    head = sql.lstrip().split(None, 1)[0].upper().rstrip(";") if sql.strip() else ""
-    return head in ("BEGIN", "COMMIT", "END", "ROLLBACK", "PRAGMA")
+    """A chunk that is one transaction-control statement or pragma (the load runs in its
+    own transaction); never a chunk that holds other statements after one."""
+    return _CONTROL.fullmatch(sql) is not None
+
+
+def _authorize(action: int, arg1: str | None, *_: str | None) -> int:
+    """A dump is data: it may create and fill tables in the temporary database, never
+    touch another file (ATTACH, and VACUUM INTO, which attaches) or change settings."""
+    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_PRAGMA:
+        return sqlite3.SQLITE_IGNORE
+    return sqlite3.SQLITE_OK

@@ -4,10 +4,14 @@ encoded twice, 0/1 booleans, and text that must fit Stich's column lengths."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
-from stich.validation import HTTP_URL
+from stich.validation import HTTP_URL, ID_PATTERN
+
+_ID = re.compile(ID_PATTERN)
+ID_MAX = 36
 
 # Drizzle's {mode: 'timestamp'} stores epoch seconds; anything past this is milliseconds
 # (no original row is dated after the year 5000).
@@ -74,9 +78,28 @@ def json_value(value: Any) -> Any:
             if not stripped or stripped[0] not in '{["':
                 break
             decoded = json.loads(stripped)
+        return storable(decoded)
     except json.JSONDecodeError as exc:
         raise BadValue("invalid JSON") from exc
-    return decoded
+    except RecursionError as exc:
+        raise BadValue("JSON nested too deeply") from exc
+
+
+def storable(value: Any) -> Any:
+    """JSON both backends store and serve: JavaScript's lone surrogates (half an emoji cut
+    by ``.slice``: valid JSON, not UTF-8) and NUL characters (refused by PostgreSQL)
+    become U+FFFD. The common case costs one encode."""
+    text = json.dumps(value, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        if "\x00" not in text and "\\u0000" not in text:
+            return value
+    # A UTF-16 round trip joins valid surrogate pairs and replaces lone ones.
+    cleaned = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return json.loads(cleaned.replace("\x00", "\ufffd").replace("\\u0000", "\\ufffd"))
 
 
 def json_object(value: Any) -> dict[str, Any] | None:
@@ -128,3 +151,13 @@ def url(value: Any, notes: Any, column: str) -> str | None:
         pass
     notes[f"{column} not an http(s) URL (dropped)"] += 1
     return None
+
+
+def row_id(value: Any) -> str:
+    """An original id kept as the Stich id: it must be one the API's paths accept
+    (letters, digits, '-' and '_', at most 36 characters), or the row could never be
+    reached; such a row is rejected."""
+    text = "" if value is None else str(value)
+    if not text or len(text) > ID_MAX or not _ID.match(text):
+        raise BadValue(f"id is not one Stich accepts (1 to {ID_MAX} of A-Z a-z 0-9 - _)")
+    return text
