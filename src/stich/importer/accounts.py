@@ -111,13 +111,17 @@ def _write_identities(ctx: ImportContext, links: list[tuple[Any, ...]]) -> None:
     identities.read += len(links)
     kept = []
     for link in links:
-        if ctx.dry_run or link[1] in ctx.user_ids:
+        if link[1] in ctx.user_ids:
             kept.append(link)
         else:
             identities.reject("account not imported", link[3])
     links = kept
     if ctx.dry_run:
-        identities.imported += len(links)
+        known = set(ctx.lookup("user_identities", "provider, provider_id", "provider_id",
+                               [link[3] for link in links]))  # fmt: skip
+        merged = sum(1 for link in links if (link[2], link[3]) in known)
+        identities.merged += merged
+        identities.imported += len(links) - merged
         return
     before = identities.rejected_total
     with ctx.writer() as w:
@@ -199,8 +203,7 @@ def _user(
 def _write_users(ctx: ImportContext, rows: list[tuple[Any, ...]]) -> None:
     users = ctx.report["users"]
     if ctx.dry_run:
-        users.imported += len(rows)
-        ctx.user_ids.update(r[0] for r in rows)
+        _foresee_users(ctx, rows)
         return
     rejected: dict[int, str] = {}
     with ctx.writer() as w:
@@ -224,6 +227,25 @@ def _write_users(ctx: ImportContext, rows: list[tuple[Any, ...]]) -> None:
     users.imported += inserted
     # Present but not inserted now: written by an earlier run of the import.
     users.merged += sum(1 for r in rows if r[0] in present) - inserted
+    ctx.user_ids.update(present)
+
+
+def _foresee_users(ctx: ImportContext, rows: list[tuple[Any, ...]]) -> None:
+    """A dry run: what the writes would do, from what the target holds now."""
+    users = ctx.report["users"]
+    present = ctx.present("users", [r[0] for r in rows])
+    fresh = [r for r in rows if r[0] not in present]
+    emails = ctx.present("users", [r[1] for r in fresh], column="email")
+    names = ctx.present("users", [r[2] for r in fresh if r[2] is not None], column="username")
+    for row in fresh:
+        if row[1] in emails:
+            users.reject("email already belongs to another Stich account", row[0])
+            continue
+        if row[2] in names:
+            users.notes["username taken in Stich (cleared)"] += 1
+        users.imported += 1
+        ctx.user_ids.add(row[0])
+    users.merged += len(present)
     ctx.user_ids.update(present)
 
 

@@ -149,7 +149,9 @@ def _write_apps(
 ) -> None:
     apps = ctx.report["apps"]
     if ctx.dry_run:
-        apps.imported += len(rows)
+        present = ctx.present("apps", [r[0] for r in rows])
+        apps.merged += len(present)
+        apps.imported += len(rows) - len(present)
         ctx.app_ids.update(r[0] for r in rows)
         return
     rejected: dict[int, str] = {}

@@ -27,10 +27,13 @@ OnRows = Callable[[str, int], None]
 @dataclass
 class ImportContext:
     settings: Settings
-    db: Database | None  # None in a dry run: nothing is written, nothing is read back
+    # The target. In a dry run it is only read (to tell what is already there), and None
+    # when the target is not migrated to the latest revision yet.
+    db: Database | None
     report: ImportReport
     batch_size: int
     trust_verified: bool = False
+    dry_run: bool = False
     secrets: OriginalSecrets | None = None
     skip_secrets: bool = False
     vault: Vault | None = None
@@ -47,10 +50,6 @@ class ImportContext:
         backend = "sqlite" if self.settings.database_url.startswith("sqlite") else "postgresql"
         self.encode = Encode(backend)
 
-    @property
-    def dry_run(self) -> bool:
-        return self.db is None
-
     def user(self, original_id: Any) -> str | None:
         """The Stich id of an original user, or None if that user was not imported."""
         if original_id is None:
@@ -61,7 +60,7 @@ class ImportContext:
     @contextmanager
     def writer(self) -> Iterator[BulkWriter]:
         """One transaction per batch, so an interrupted import keeps what it committed."""
-        assert self.db is not None
+        assert self.db is not None and not self.dry_run
         with self.db.write() as uow:
             writer = BulkWriter(uow.session)
             if writer.dialect == "postgresql":
@@ -70,20 +69,26 @@ class ImportContext:
                 writer.connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
             yield writer
 
-    def present(self, table: str, ids: Sequence[str]) -> set[str]:
-        """Which of ``ids`` are in ``table`` (``id`` column) now."""
-        found: set[str] = set()
-        if self.db is None:
+    def present(self, table: str, ids: Sequence[Any], column: str = "id") -> set[Any]:
+        """Which of ``ids`` are in ``table``'s ``column`` now."""
+        return {row[0] for row in self.lookup(table, column, column, ids)}
+
+    def lookup(
+        self, table: str, columns: str, column: str, values: Sequence[Any]
+    ) -> list[tuple[Any, ...]]:
+        """``SELECT columns FROM table WHERE column IN values`` (names are ours)."""
+        found: list[tuple[Any, ...]] = []
+        if self.db is None or not values:
             return found
         with self.db.read("fresh") as uow:
             connection = uow.session.connection()
             if self.encode.dialect != "sqlite":
-                sql = f"SELECT id FROM {table} WHERE id = ANY(%s)"  # noqa: S608
-                found.update(row[0] for row in connection.exec_driver_sql(sql, (list(ids),)))
+                sql = f"SELECT {columns} FROM {table} WHERE {column} = ANY(%s)"  # noqa: S608
+                found.extend(connection.exec_driver_sql(sql, (list(values),)))
                 return found
-            for start in range(0, len(ids), 5000):  # under SQLite's bound-variable limit
-                chunk = tuple(ids[start : start + 5000])
+            for start in range(0, len(values), 5000):  # under SQLite's bound-variable limit
+                chunk = tuple(values[start : start + 5000])
                 marks = ", ".join(["?"] * len(chunk))
-                sql = f"SELECT id FROM {table} WHERE id IN ({marks})"  # noqa: S608
-                found.update(row[0] for row in connection.exec_driver_sql(sql, chunk))
+                sql = f"SELECT {columns} FROM {table} WHERE {column} IN ({marks})"  # noqa: S608
+                found.extend(connection.exec_driver_sql(sql, chunk))
         return found

@@ -36,10 +36,11 @@ def stream_table(
     target: str,
     columns: list[Column],
     to_row: Callable[[Row], tuple[Any, ...]],
+    foresee: Callable[[list[tuple[Any, ...]]], int],
 ) -> None:
     """Read the source's ``table`` in batches, map each row (a BadValue rejects it) and
     insert the batch into ``target`` if absent; rows not inserted were already there
-    (merged)."""
+    (merged). A dry run asks ``foresee`` how many of a batch's rows would be merged."""
     report = ctx.report[kind]
     for batch in source.rows(table, ctx.batch_size):
         rows: list[tuple[Any, ...]] = []
@@ -49,8 +50,10 @@ def stream_table(
                 rows.append(to_row(raw))
             except (BadValue, ValueError) as exc:
                 report.reject(str(exc), raw.get("id"))
-        if ctx.dry_run:
-            report.imported += len(rows)
+        if ctx.dry_run:  # what the insert would skip, from the target and the run so far
+            merged = foresee(rows)
+            report.merged += merged
+            report.imported += len(rows) - merged
         elif rows:
             before = report.rejected_total
             with ctx.writer() as w:
@@ -72,7 +75,18 @@ def import_stars(source: Source, ctx: ImportContext) -> None:
         at = timestamp(raw["starred_at"]) or utcnow()
         return (user_id, raw["app_id"], enc.dt(at))
 
-    stream_table(source, ctx, "stars", "stars", "stars", STAR_COLUMNS, star)
+    seen: set[tuple[str, str]] = set()  # a dry run's stand-in for the primary key
+
+    def foresee(rows: list[tuple[Any, ...]]) -> int:
+        known = set(ctx.lookup("stars", "user_id, app_id", "app_id", [r[1] for r in rows]))
+        merged = 0
+        for row in rows:
+            pair = (row[0], row[1])
+            merged += pair in seen or pair in known
+            seen.add(pair)
+        return merged
+
+    stream_table(source, ctx, "stars", "stars", "stars", STAR_COLUMNS, star, foresee)
 
 
 def import_audit(source: Source, ctx: ImportContext) -> None:
@@ -111,4 +125,7 @@ def import_audit(source: Source, ctx: ImportContext) -> None:
             enc.dt(timestamp(raw["timestamp"]) or utcnow()),
         )
 
-    stream_table(source, ctx, "audit_logs", "audit_logs", "audit_logs", AUDIT_COLUMNS, entry)
+    stream_table(
+        source, ctx, "audit_logs", "audit_logs", "audit_logs", AUDIT_COLUMNS, entry,
+        lambda rows: len(ctx.present("audit_logs", [r[0] for r in rows])),
+    )  # fmt: skip

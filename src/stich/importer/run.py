@@ -9,6 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
 from stich.config import Settings
 from stich.crypto.vault import Vault
 from stich.db import Database, migrate
@@ -76,13 +79,15 @@ def run_import(
         if secrets is not None and not options.dry_run:
             vault = Vault.from_settings(settings)
             vault.active_key_id  # noqa: B018 - without a key ring: fail before any write
-        db = None
         if not options.dry_run:
             migrate.upgrade(settings.database_url)
-            # Every batch statement takes longer than a request's slow-query threshold; log
-            # only those slower than a batch should ever be.
-            slow_ms = max(settings.slow_query_ms, BATCH_SLOW_QUERY_MS)
-            db = Database(settings.model_copy(update={"slow_query_ms": slow_ms}))
+        # Every batch statement takes longer than a request's slow-query threshold; log
+        # only those slower than a batch should ever be.
+        slow_ms = max(settings.slow_query_ms, BATCH_SLOW_QUERY_MS)
+        quiet = settings.model_copy(update={"slow_query_ms": slow_ms})
+        db = _target(quiet) if options.dry_run else Database(quiet)
+        if db is None:  # nothing to compare with: every row counts as new
+            report.messages.append("dry run: the target is not migrated; not compared")
         try:
             ctx = ImportContext(
                 settings=settings,
@@ -90,6 +95,7 @@ def run_import(
                 report=report,
                 batch_size=options.batch_size,
                 trust_verified=options.trust_verified,
+                dry_run=options.dry_run,
                 secrets=secrets,
                 skip_secrets=options.skip_secrets,
                 vault=vault,
@@ -101,7 +107,7 @@ def run_import(
                 step(source, ctx)
                 report[kind].seconds = time.perf_counter() - begun
             _sessions(ctx, totals["sessions"])
-            if db is not None:
+            if db is not None and not options.dry_run:
                 report.rebuild_seconds = rebuild(db, on_step)
                 report.seconds = time.perf_counter() - started
                 report.verify_clean = verify(db, settings) == 0
@@ -111,6 +117,23 @@ def run_import(
     if options.dry_run:
         report.seconds = time.perf_counter() - started
     return report
+
+
+def _target(settings: Settings) -> Database | None:
+    """A dry run's target, to read what is already there: only one that exists and is
+    migrated to the latest revision (opening a SQLite file that is not there would
+    create it)."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
+        return None
+    db = Database(settings)
+    try:
+        if migrate.current_revisions(db.primary) == migrate.head_revisions():
+            return db
+    except SQLAlchemyError:  # not reachable, or no such database
+        pass
+    db.dispose()
+    return None
 
 
 def _sessions(ctx: ImportContext, count: int) -> None:

@@ -79,4 +79,7 @@ def import_secrets(source: Source, ctx: ImportContext) -> None:
             enc.dt(max(timestamp(raw["updated_at"]) or created, created)),
         )
 
-    stream_table(source, ctx, "secrets", "user_secrets", "user_secrets", SECRET_COLUMNS, secret)
+    stream_table(
+        source, ctx, "secrets", "user_secrets", "user_secrets", SECRET_COLUMNS, secret,
+        lambda rows: len(ctx.present("user_secrets", [r[0] for r in rows])),
+    )  # fmt: skip
