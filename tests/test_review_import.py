@@ -20,7 +20,7 @@ from sqlalchemy import select, text
 from stich.apps.models import App
 from stich.config import Settings
 from stich.db import Database
-from stich.importer.fixtures import create_source, insert_rows
+from stich.importer.fixtures import create_source, dump, insert_rows
 from stich.importer.report import ImportReport
 from stich.importer.run import ImportOptions, run_import
 from stich.users.models import User
@@ -70,6 +70,67 @@ def source_with(path: Path, users: list[dict[str, Any]], apps: list[dict[str, An
 def ids(db: Database, model: Any) -> set[str]:
     with db.read() as uow:
         return set(uow.session.scalars(select(model.id)))
+
+
+def test_a_json_value_the_database_refuses_costs_only_its_own_row(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """PostgreSQL refuses ``\\u0000`` in jsonb. The writer's row-by-row retry must then
+    land the rest of the batch; today the failed batch leaves the transaction aborted
+    (the savepoint is never emitted: the statements bypass the session), so every row of
+    the batch is rejected with 25P02, and a user's batch takes its apps down with it."""
+    source = source_with(
+        tmp_path / "original.db",
+        users=[{"id": "u-nul", "email": "nul@example.com", "provider": "email",
+                "provider_id": "p-nul", "display_name": "Nul",
+                "preferences": '{"note": "\\u0000"}'}],
+        apps=[{"id": "a-nul", "title": "Nul", "user_id": "u-good", "original_prompt": "x",
+               "blueprint": '{"pages": "\\u0000"}'}],
+    )  # fmt: skip
+    report = run(settings, source)
+    assert "u-good" in ids(db, User), report.as_dict()["kinds"]["users"]
+    assert "a-good" in ids(db, App), report.as_dict()["kinds"]["apps"]
+    for kind in ("users", "apps"):
+        assert not any("25P02" in reason for reason in report[kind].rejected), report[kind]
+
+
+def test_a_lone_surrogate_in_json_does_not_abort_the_import(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """JavaScript strings can hold half an emoji (a title cut with .slice), and
+    JSON.stringify writes it as ``\\ud83d``: valid JSON, not encodable as UTF-8."""
+    source = source_with(
+        tmp_path / "original.db",
+        users=[],
+        apps=[{"id": "a-half", "title": "Half", "user_id": "u-good", "original_prompt": "x",
+               "blueprint": '{"title": "Party \\ud83d"}'}],
+    )  # fmt: skip
+    report = run(settings, source)  # must not raise UnicodeEncodeError
+    assert "a-good" in ids(db, App)
+    assert report["apps"].imported + report["apps"].rejected_total == 2
+
+
+def test_a_sql_dump_cannot_attach_or_write_other_files(tmp_path: Path) -> None:
+    """A dump is data: ATTACH (or VACUUM INTO) in it must not create files on the host,
+    and a dry run writes nothing anywhere."""
+    conn = create_source(tmp_path / "original.db")
+    insert_rows(conn, "users", [GOOD_USER])
+    conn.commit()
+    dumped = tmp_path / "export.sql"
+    dump(conn, dumped)
+    conn.close()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    with dumped.open("a", encoding="utf-8") as f:
+        f.write(f"ATTACH DATABASE '{outside / 'attached.db'}' AS other;\n")
+        f.write("CREATE TABLE other.planted (x);\n")
+        f.write(f"VACUUM INTO '{outside / 'copy.db'}';\n")
+    settings = make_settings(f"sqlite:///{tmp_path / 'stich.db'}", tmp_path)
+    try:
+        run(settings, dumped, dry_run=True)
+    except Exception as exc:  # refusing the dump is fine; running its statements is not
+        assert "Source" in type(exc).__name__, exc
+    assert list(outside.iterdir()) == []
 
 
 def _contents(db: Database) -> dict[str, list[tuple[Any, ...]]]:
@@ -246,6 +307,43 @@ def test_imported_history_older_than_the_retention_survives_the_purge(
     assert verify(db, settings) == 0
 
 
+def test_a_dump_whose_first_line_holds_several_statements_imports(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """Transaction control sharing a line with the first CREATE TABLE (a dump joined or
+    minified): only the BEGIN is skipped, never the statements after it on that line."""
+    source = build_awkward_source(tmp_path / "original.db")
+    conn = sqlite3.connect(source)
+    dumped = tmp_path / "export.sql"
+    dump(conn, dumped)
+    conn.close()
+    lines = dumped.read_text(encoding="utf-8").split("\n")
+    assert lines[0] == "BEGIN TRANSACTION;"
+    dumped.write_text("PRAGMA foreign_keys=OFF; " + lines[0] + " " + "\n".join(lines[1:]))
+    report = run(settings, dumped)
+    assert report["apps"].imported == 5
+
+
+def test_every_imported_id_is_one_the_api_accepts(
+    settings: Settings, db: Database, client: TestClient, tmp_path: Path
+) -> None:
+    """Ids are kept as they are, so an id the API's path pattern refuses would be an app
+    or account nobody can reach: such a row is rejected (or re-keyed), never imported."""
+    source = source_with(
+        tmp_path / "original.db",
+        users=[{"id": "user:1", "email": "colon@example.com", "provider": "email",
+                "provider_id": "p-colon", "display_name": "Colon"}],
+        apps=[{"id": "app.one", "title": "Dotted", "user_id": "u-good", "original_prompt": "x",
+               "visibility": "public", "status": "completed", "created_at": NOW}],
+    )  # fmt: skip
+    run(settings, source)
+    for app_id in ids(db, App):
+        assert client.get(f"/api/apps/{app_id}").status_code != 422, app_id
+    assert ID_PATTERN_RE.match("user:1") is None
+    for user_id in ids(db, User):
+        assert ID_PATTERN_RE.match(user_id), user_id
+
+
 def test_odd_legacy_hashes_never_sign_in_and_never_fail_loudly(
     settings: Settings, db: Database, client: TestClient, tmp_path: Path
 ) -> None:
@@ -282,6 +380,22 @@ def test_odd_legacy_hashes_never_sign_in_and_never_fail_loudly(
         )
         outcomes[uid] = response.status_code
     assert outcomes == {"u-iter": 401, "u-short": 401, "u-space": 200, "u-junk": 401}
+
+
+def test_json_nested_past_the_recursion_limit_does_not_abort_the_import(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """json.loads raises RecursionError (not a JSONDecodeError) on deep nesting."""
+    deep = '{"a":' * 5000 + "1" + "}" * 5000
+    source = source_with(
+        tmp_path / "original.db",
+        users=[],
+        apps=[{"id": "a-deep", "title": "Deep", "user_id": "u-good", "original_prompt": "x",
+               "blueprint": deep}],
+    )  # fmt: skip
+    report = run(settings, source)  # must not raise RecursionError
+    assert "a-good" in ids(db, App)
+    assert report["apps"].imported + report["apps"].rejected_total == 2
 
 
 def test_imported_audit_values_are_objects_as_stich_writes_them(

@@ -287,3 +287,27 @@ def test_every_studio_action_leaves_an_audit_entry_naming_the_admin(
         new = [entry for entry in _audit_rows(db) if entry.id not in before]
         assert new, f"no audit entry for {fields}"
         assert any(entry.actor_id == admin.user_id for entry in new), fields
+
+
+def test_audit_values_that_are_not_objects_still_render(
+    client: TestClient, db: Database, settings: Settings, admin: Account
+):
+    """The column is JSON: imported entries (and old ones) may hold a list, a number or a
+    string where Stich writes objects."""
+    member = make_user(db)
+    with db.write() as uow:
+        for old, new in (([1, 2], 3), ("text", None), (None, [{"a": 1}])):
+            uow.session.add(
+                AuditLog(
+                    actor_type=ActorType.USER,
+                    actor_id=member.user_id,
+                    subject_user_id=member.user_id,
+                    action="user.update",
+                    resource_type="user",
+                    resource_id=member.user_id,
+                    old_values=old,
+                    new_values=new,
+                )
+            )
+    for url in ("/admin/audit-log/list", f"/admin/user/details/{member.user_id}"):
+        assert client.get(url).status_code == 200, url
