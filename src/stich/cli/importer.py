@@ -88,7 +88,8 @@ def original(
         except (SourceError, BadSecretsKey) as exc:
             raise CliFailure(str(exc), 2) from exc
     for line in outcome.lines():
-        typer.echo(line)
+        if not line.startswith("rebuilt "):  # printed as the rebuild went
+            typer.echo(line)
     if dry_run:
         typer.echo("dry run: nothing was written")
     else:

@@ -108,7 +108,12 @@ def run_import(
                 report[kind].seconds = time.perf_counter() - begun
             _sessions(ctx, totals["sessions"])
             if db is not None and not options.dry_run:
-                report.rebuild_seconds = rebuild(db, on_step)
+
+                def rebuilt(line: str) -> None:
+                    report.messages.append(f"rebuilt {line}")
+                    on_step(line)
+
+                report.rebuild_seconds = rebuild(db, rebuilt)
                 report.seconds = time.perf_counter() - started
                 report.verify_clean = verify(db, settings) == 0
         finally:
