@@ -7,7 +7,7 @@ Record the server's threads while wrk drives one endpoint, then summarise::
 
 ``--gil`` keeps the samples where a thread held the GIL, i.e. ran Python (or C called
 from it); waits for the database or the network are not in them. Each sample goes to the
-first category below that any frame of its stack matches; the first seven win wherever
+first category below that any frame of its stack matches; the first eight win wherever
 they are on the stack (the endpoint's SQL counts as database even though it runs under
 the middleware), the rest are matched from the innermost frame outwards.
 """
@@ -31,9 +31,11 @@ CATEGORIES: list[tuple[str, re.Pattern[str]]] = [
         ("request validation", r"(request_params_to_args|_validate_value_with_model_field)"),
         ("access log (structlog)", r"structlog/"),
         ("stich dependencies", r"(get_context|get_principal|api_key_scopes|get_settings)"),
+        ("rate limiter", r"(RateLimiterStore|/limits/)"),
         (
             "thread-pool hand-offs (both sides)",
-            r"(anyio/|starlette/concurrency|WorkerThread|threading\.py|queue\.py)",
+            r"(anyio/|starlette/concurrency|WorkerThread|threading\.py|queue\.py|"
+            r"concurrent/futures|stich/api/reads)",
         ),
         ("FastAPI dependency solving", r"(solve_dependencies|fastapi/dependencies)"),
         ("request middleware", r"(stich/api/middleware|stich/observability)"),
@@ -42,7 +44,7 @@ CATEGORIES: list[tuple[str, re.Pattern[str]]] = [
         ("event loop and socket I/O", r"(asyncio/|selectors|uvloop)"),
     ]
 ]
-_ANYWHERE = 7
+_ANYWHERE = 8
 
 
 def categorize(frames: list[str]) -> str:
