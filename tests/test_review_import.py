@@ -270,6 +270,41 @@ def test_an_old_token_claims_only_apps_nobody_owns(
         assert app is not None and app.user_id == "u-good"
 
 
+def _numbers(report: ImportReport) -> dict[str, tuple[int, int, int, dict[str, int]]]:
+    return {
+        name: (kind.read, kind.imported, kind.merged, dict(kind.rejected))
+        for name, kind in report.kinds.items()
+    }
+
+
+def test_a_dry_run_says_what_the_import_will_do(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """--dry-run validates everything: its numbers are the real run's, also when the
+    target already holds an account with one of the source's emails."""
+    from tests.factories import make_user
+
+    taken = make_user(db, name="taken")
+    source = source_with(
+        tmp_path / "original.db",
+        users=[{"id": "u-taken", "email": taken.email.upper(), "provider": "email",
+                "provider_id": "p-taken", "display_name": "Taken"}],
+        apps=[],
+    )  # fmt: skip
+    dry = run(settings, source, dry_run=True)
+    real = run(settings, source)
+    assert _numbers(dry) == _numbers(real)
+
+
+def test_a_dry_run_of_the_awkward_source_says_what_the_import_will_do(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    source = build_awkward_source(tmp_path / "original.db")
+    dry = run(settings, source, dry_run=True)
+    real = run(settings, source)
+    assert _numbers(dry) == _numbers(real)
+
+
 def _view_state(db: Database) -> dict[str, Any]:
     from stich.analytics.models import AppDailyStats
 
