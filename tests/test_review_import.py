@@ -462,3 +462,24 @@ def test_imported_audit_values_are_objects_as_stich_writes_them(
     for entry in entries:
         for value in (entry.old_values, entry.new_values):
             assert value is None or isinstance(value, dict), value
+
+
+def test_a_dry_run_creates_no_database_file(tmp_path: Path) -> None:
+    """'nothing is written anywhere': not even an empty SQLite file for the target."""
+    source = build_awkward_source(tmp_path / "original.db")
+    target = tmp_path / "not-yet.db"
+    settings = make_settings(f"sqlite:///{target}", tmp_path)
+    report = run(settings, source, dry_run=True)
+    assert report["apps"].imported == 5
+    assert not target.exists()
+
+
+def test_a_dry_run_against_a_target_with_data_writes_nothing(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    source = build_awkward_source(tmp_path / "original.db")
+    run(settings, source)
+    before = _contents(db), _counts(db)
+    again = run(settings, source, dry_run=True)
+    assert again["apps"].merged == 5
+    assert (_contents(db), _counts(db)) == before
