@@ -311,3 +311,33 @@ def test_audit_values_that_are_not_objects_still_render(
             )
     for url in ("/admin/audit-log/list", f"/admin/user/details/{member.user_id}"):
         assert client.get(url).status_code == 200, url
+
+
+def test_a_demoted_admin_and_a_non_admin_get_no_studio(
+    client: TestClient, db: Database, settings: Settings, admin: Account
+):
+    member = make_user(db)
+    app_id = make_app(db, user_id=member.user_id)
+    plain = make_account(db, settings)
+    refused = client.__class__(client.app, raise_server_exceptions=False)
+    signed = refused.post(
+        "/admin/login", data={"username": plain.email, "password": plain.password}
+    )
+    assert signed.status_code == 400 and "admin accounts only" in signed.text
+    assert refused.get("/admin/app/list", follow_redirects=False).status_code in (302, 303)
+    other = make_account(db, settings, role=Role.ADMIN)
+    second = _signed_in_client(client, other)
+    token = studio_support.csrf_of(second.get(f"/admin/app/details/{app_id}").text)
+    with db.write() as uow:
+        user = uow.session.get(User, other.user_id)
+        assert user is not None
+        user.role = Role.USER
+    demoted = second.post(
+        f"/admin/app/manage/{app_id}",
+        data={"csrf": token, "edit": "delete"},
+        follow_redirects=False,
+    )
+    assert demoted.status_code in (302, 303, 401, 403)
+    with db.read() as uow:
+        app = uow.session.get(App, app_id)
+        assert app is not None and app.deleted_at is None
