@@ -4,6 +4,7 @@ that still match the OpenAPI contract (docs/benchmarks.md, HTTP)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -16,7 +17,10 @@ from stich.api.reads import read_executor
 from stich.api.responses import model_response
 from stich.bench.profile import summarise
 from stich.db import Database
-from stich.gallery.schemas import FeedOut, GalleryApp
+from stich.db.base import utcnow
+from stich.gallery.rows import GalleryRow
+from stich.gallery.schemas import FeedOut, GalleryApp, feed_json
+from stich.gallery.sorts import FeedPage
 from tests.auth_support import bearer, register
 from tests.gallery_support import make_app
 
@@ -147,6 +151,56 @@ def test_the_feed_body_is_the_documented_model(client: TestClient, db: Database)
     documented = client.get("/openapi.json").json()["paths"]["/api/apps/public"]["get"]
     schema = documented["responses"]["200"]["content"]["application/json"]["schema"]
     assert schema == {"$ref": "#/components/schemas/FeedOut"}
+
+
+def test_the_feed_body_is_written_as_the_model_would_write_it() -> None:
+    rows = [
+        GalleryRow(
+            "a1",
+            "An app",
+            None,
+            "🙂",
+            "react",
+            None,
+            "https://x.test/a",
+            utcnow(),
+            utcnow(),
+            3,
+            40,
+            0,
+            1,
+            "ann",
+            "Ann",
+            None,
+            True,
+            False,
+            17,
+        ),
+        GalleryRow(
+            "a2",
+            "Anonymous",
+            "made by a visitor",
+            None,
+            None,
+            "https://x.test/s.png",
+            None,
+            datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+            utcnow(),
+            0,
+            0,
+            0,
+            0,
+            None,
+            None,
+            None,
+        ),
+    ]
+    page = FeedPage(items=rows, next_cursor="c", has_more=True, total=2, total_exact=False)
+
+    written = feed_json(page)
+
+    assert written == model_response(FeedOut.from_page(page)).body
+    assert FeedOut.model_validate_json(written) == FeedOut.from_page(page)
 
 
 def test_a_model_response_is_what_fastapi_would_have_written() -> None:

@@ -16,7 +16,6 @@ from stich.api.context import RequestContext
 from stich.api.deps import Context
 from stich.api.inputs import AppIdPath, UsernamePath
 from stich.api.reads import inline_reads, run_in_read_threads
-from stich.api.responses import model_response
 from stich.apps.schemas import Framework
 from stich.auth.dependencies import CurrentUser, OptionalPrincipal, api_key_scopes
 from stich.auth.principal import Principal
@@ -40,6 +39,7 @@ from stich.gallery.schemas import (
     ReactedPage,
     StarOut,
     error_responses,
+    feed_json,
 )
 from stich.gallery.service import GalleryService, ReactionState
 
@@ -125,7 +125,7 @@ def _feed_page(
     with ctx.read(fallback="fast") as uow:
         service = GalleryService(uow.session, ranking_max_age=max_age)
         page = service.feed(feed, principal, bounded_only=bounded_only)
-    return model_response(FeedOut.from_page(page))  # FeedOut, serialized once
+    return Response(feed_json(page), media_type="application/json")  # FeedOut's body
 
 
 def _react(
