@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select, text, update
 
-from stich.analytics.history import view_history
+from stich.analytics.history import mark_purged, view_history
 from stich.analytics.models import AppDailyBreakdown, AppDailyStats
 from stich.analytics.recount import CHECKS, DailyStatsCheck
 from stich.analytics.service import AnalyticsService
@@ -88,7 +88,7 @@ def test_verify_reports_nothing_on_a_true_database(
     assert "stars: no drift" in result.stdout
     assert "daily rollups: no drift" in result.stdout
     assert "drifts" not in result.stdout
-    assert result.stdout.startswith("view history: rollups from ")
+    assert result.stdout.startswith("view history: no raw view was ever purged")
 
 
 def test_verify_counts_drift_per_check_and_lists_it_only_when_verbose(
@@ -206,27 +206,24 @@ def test_repair_recounts_inside_its_own_transaction(db: Database) -> None:
         assert stars.repair(uow.session) == 0
 
 
-def test_the_view_history_boundary_follows_the_product_clock(db: Database) -> None:
-    """Which days' views are recounted exactly depends on the clock maintenance purges by:
-    past the retention a rollup is history, raised to the raw views but never lowered."""
+def test_the_view_history_boundary_is_what_the_purge_removed(db: Database) -> None:
+    """Rollups are recounted exactly on every day whose raw views were never purged,
+    however old; once the purge has taken a day (its views rolled up first), its rollup is
+    history the raw rows may not prove: raised to the rows still there, never lowered."""
     app_id, _ = _activity(db)  # three views on DAY
 
-    def view_drift(views: int, now: datetime) -> list[str]:
+    def view_drift(views: int) -> list[str]:
         with db.write() as uow:
             uow.session.execute(update(AppDailyStats).values(views=views))
         with db.read() as uow:
-            daily = DailyStatsCheck(view_history(uow.session, 1, now=now))
+            daily = DailyStatsCheck(view_history(uow.session, 1))
             return [d.describe() for d in daily.find(uow.session) if d.field == "views"]
 
-    # A day's retention, read at noon on DAY: DAY's raw events are all still there.
-    assert view_drift(99, AT) == [f"daily rollups: {app_id} {DAY}: views is 99, recount 3"]
-    assert view_drift(1, AT) == [f"daily rollups: {app_id} {DAY}: views is 1, recount 3"]
-    # The purge takes whole days: a day later DAY is still kept whole (the retention
-    # reaches back into it).
-    assert view_drift(99, AT + timedelta(days=1)) != []
-    # Two days later DAY is past retention: its rollup is history the raw rows may not
-    # prove (purged), so more is kept, but less than the rows still there is drift.
-    assert view_drift(99, AT + timedelta(days=2)) == []
-    assert view_drift(1, AT + timedelta(days=2)) == [
-        f"daily rollups: {app_id} {DAY}: views is 1, recount 3"
-    ]
+    # Never purged: both directions are drift, whatever the clock says.
+    assert view_drift(99) == [f"daily rollups: {app_id} {DAY}: views is 99, recount 3"]
+    assert view_drift(1) == [f"daily rollups: {app_id} {DAY}: views is 1, recount 3"]
+    # The purge has reached past DAY: more than the rows still there is history.
+    with db.write() as uow:
+        mark_purged(uow.session, DAY + timedelta(days=1))
+    assert view_drift(99) == []
+    assert view_drift(1) == [f"daily rollups: {app_id} {DAY}: views is 1, recount 3"]

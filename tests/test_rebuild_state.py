@@ -4,7 +4,7 @@ retention are counted, never dropped: rolled up before their purge, kept after i
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, func, select, update
 
-from stich.analytics.history import ViewHistory, view_history
+from stich.analytics.history import ViewHistory, mark_purged, view_history
 from stich.analytics.models import AppDailyBreakdown, AppDailyStats, AppDailyViewer, AppView
 from stich.analytics.rebuild import REBUILD_PARTS, RebuiltPart, rebuild_maintained_state
 from stich.analytics.recount import verification_checks
@@ -145,7 +145,8 @@ def test_a_rebuild_counts_views_older_than_the_retention(db: Database) -> None:
 
     report = rebuild_maintained_state(db, view_retention_days=90, now=NOW)
 
-    assert report.history.exact_from == (NOW - timedelta(days=90)).date()
+    # No view was ever purged: every day is recounted exactly, however old.
+    assert report.history.exact_from == date.min
     assert _state(db) == maintained
     with db.read() as uow:
         assert uow.session.get_one(App, first).view_count == 3 + 3
@@ -211,6 +212,8 @@ def test_a_purge_of_counted_views_rolls_up_nothing(db: Database, settings: Setti
 def test_history_is_raised_to_the_rows_that_remain_but_never_lowered(db: Database) -> None:
     first, _ = _activity(db)
     old_day = (AppDailyStats.app_id == first) & (AppDailyStats.day == OLD.date())
+    with db.write() as uow:  # the purge has reached past the old day (history from then)
+        mark_purged(uow.session, OLD.date() + timedelta(days=1))
 
     def rebuilt_old_day(stored_views: int) -> int:
         with db.write() as uow:

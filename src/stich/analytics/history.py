@@ -9,9 +9,9 @@ on a day's rollups are its only history. So a recount treats days in two ways:
 - before it, raw views may be gone: a rollup is never lowered, only raised to what the
   remaining rows count. Every view row that exists is counted, and no history is lost.
 
-``exact_from`` is the first day the purge keeps whole, or the day of the oldest raw view
-if that is later (days before any remaining raw view were purged by an earlier run, for
-instance under a shorter retention setting).
+``exact_from`` is how far the purge has gone (``view_purge_marks``, set by the purge in
+the transaction that rolls the days up, before it deletes them): with no mark, nothing was
+ever purged and every day is exact, however old.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import BigInteger, BindParameter, Date, TextClause, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
-from stich.analytics.models import AppDailyStats, AppView
-from stich.db.base import UTCDateTime, utcnow
+from stich.analytics.models import AppDailyStats, AppView, ViewPurgeMark
+from stich.db.base import UTCDateTime
 
 NO_END = date(9999, 12, 31)
 
@@ -112,10 +112,27 @@ def oldest_view_day(session: Session) -> date | None:
 def view_history(
     session: Session, view_retention_days: int | None, *, now: datetime | None = None
 ) -> ViewHistory:
-    """The history of this database: ``view_retention_days=None`` means views are never
-    purged (every day exact)."""
+    """The history of this database: exact from the purge mark on, everywhere when no view
+    was ever purged. ``view_retention_days=None`` means views are never purged (every day
+    exact, whatever a mark says); ``now`` is kept for callers that pin the clock."""
+    del now  # the boundary is what was purged, not what the clock says could be
     if view_retention_days is None:
         return ViewHistory.everything_retained()
-    exact_from = first_retained_day(now or utcnow(), view_retention_days)
-    oldest = oldest_view_day(session)
-    return ViewHistory(max(exact_from, oldest) if oldest is not None else exact_from)
+    mark = purge_mark(session)
+    return ViewHistory.everything_retained() if mark is None else ViewHistory(mark)
+
+
+def purge_mark(session: Session) -> date | None:
+    """The first day whose raw views were never purged, or None if none ever were."""
+    return session.scalar(select(ViewPurgeMark.purged_before))
+
+
+def mark_purged(session: Session, before: date) -> None:
+    """Record that raw views of days before ``before`` may now be purged (the mark only
+    moves forward). Call it in the transaction that rolls those days up."""
+    current = session.scalar(select(ViewPurgeMark).with_for_update())
+    if current is None:
+        session.add(ViewPurgeMark(id=1, purged_before=before))
+    elif current.purged_before < before:
+        current.purged_before = before
+    session.flush()

@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Date,
     ForeignKey,
     Index,
@@ -113,3 +114,15 @@ class AppDailyBreakdown(Base):
     )
     value: Mapped[str] = mapped_column(String(255), primary_key=True)
     views: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+
+
+class ViewPurgeMark(Base):
+    """How far the view purge has gone: raw views of days before ``purged_before`` may be
+    gone (rolled up first), so their rollups are history a recount may only raise. No row:
+    nothing was ever purged and every day is recounted exactly (``analytics/history.py``)."""
+
+    __tablename__ = "view_purge_marks"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    purged_before: Mapped[date] = mapped_column(Date, nullable=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import date
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -123,10 +124,15 @@ def verify(
 
 
 def _history_line(history: ViewHistory, retention: int, older: int) -> str:
+    if history.exact_from == date.min:
+        return (
+            "view history: no raw view was ever purged, every day's rollups are recounted "
+            f"exactly [STICH_VIEW_RETENTION_DAYS={retention}]"
+        )
     line = (
-        f"view history: rollups from {history.exact_from} on are recounted exactly; earlier "
-        "days keep their rollups (raised to the raw views still there, never lowered) "
-        f"[STICH_VIEW_RETENTION_DAYS={retention}]"
+        f"view history: the view purge has reached {history.exact_from}: rollups from then on "
+        "are recounted exactly; earlier days keep their rollups (raised to the raw views "
+        f"still there, never lowered) [STICH_VIEW_RETENTION_DAYS={retention}]"
     )
     if older:
         line += (

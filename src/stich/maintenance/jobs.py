@@ -34,7 +34,7 @@ import structlog
 from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
-from stich.analytics.history import day_start, first_retained_day
+from stich.analytics.history import day_start, first_retained_day, mark_purged
 from stich.analytics.models import AppDailyViewer, AppView
 from stich.analytics.rebuild import roll_up_views
 from stich.apps.service import AppService
@@ -141,6 +141,8 @@ class PurgeViews(DeleteExpired):
     def prepare(self, session: Session, cutoffs: Cutoffs) -> int:
         """Count every raw view about to go into the rollups; how many were not yet."""
         rolled = roll_up_views(session, cutoffs.views_before.date())
+        # From now on those days' raw views may be gone: their rollups are history.
+        mark_purged(session, cutoffs.views_before.date())
         if rolled.views or rolled.daily_rows or rolled.breakdown_rows:
             log.warning(
                 "views rolled up before their purge",
