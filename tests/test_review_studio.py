@@ -55,6 +55,19 @@ def _onsubmit_of(page: str, form_id: str) -> str:
     return match.group(0)
 
 
+def test_manage_pages_ask_before_delete_and_suspend(
+    client: TestClient, db: Database, settings: Settings, admin: Account
+):
+    """The app page links to the manage page; its Delete (and the user manage page's
+    Suspend) must ask for confirmation as the detail pages do."""
+    member = make_user(db)
+    app_id = make_app(db, user_id=member.user_id)
+    app_manage = client.get(f"/admin/app/manage/{app_id}").text
+    assert "confirm(" in _onsubmit_of(app_manage, "app-delete-form")
+    user_manage = client.get(f"/admin/user/manage/{member.user_id}").text
+    assert "confirm(" in _onsubmit_of(user_manage, "user-suspension-form")
+
+
 def test_stored_markup_is_escaped_on_every_studio_page(
     client: TestClient, db: Database, settings: Settings, admin: Account
 ):
