@@ -147,3 +147,22 @@ def test_every_kind_of_drift_in_every_maintained_table_is_found_and_repaired_exa
         _repair(db)
         assert _found(db) == [], what
         assert _state(db) == true_state, what
+
+
+def test_a_rollup_row_before_the_oldest_view_is_drift_when_no_view_was_ever_purged(
+    db: Database,
+) -> None:
+    """With no purge ever run (nothing older than the retention was removed), the days
+    before the oldest raw view hold no history: a rollup row there is drift, not history
+    to keep, and the repair must not raise view_count to it."""
+    app_id, quiet, _fork = _activity(db)
+    true_state = _state(db)
+    with db.write() as uow:
+        uow.session.execute(
+            insert(AppDailyStats.__table__).values(
+                app_id=quiet, day=date(2026, 9, 1), views=4, unique_viewers=4, stars=0
+            )
+        )
+    assert _found(db), "a rollup row no view or purge explains was not found"
+    _repair(db)
+    assert _state(db) == true_state
