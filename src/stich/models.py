@@ -6,6 +6,7 @@ from stich.audit.models import AuditLog
 from stich.auth.models import ApiKey, OAuthState, UserSession
 from stich.db.base import Base
 from stich.gallery.models import Favorite, Star
+from stich.maintenance.models import MaintenanceJobRun
 from stich.secrets.models import UserSecret
 from stich.users.models import User, UserIdentity
 
@@ -20,6 +21,7 @@ __all__ = [
     "AuditLog",
     "Base",
     "Favorite",
+    "MaintenanceJobRun",
     "OAuthState",
     "Star",
     "User",

@@ -55,6 +55,7 @@ from stich.db.base import utcnow
 from stich.errors import Invalid
 from stich.gallery import rankings
 from stich.maintenance.repository import MaintenanceRepository
+from stich.maintenance.runs import record_job_run
 
 log = structlog.get_logger("stich.maintenance")
 
@@ -348,7 +349,13 @@ def run_maintenance(
         if on_start is not None:
             on_start(result)
         if not dry_run:
-            _run_job(db, job, run.cutoffs, limit, result, on_progress)
+            started = utcnow()
+            try:
+                _run_job(db, job, run.cutoffs, limit, result, on_progress)
+            except Exception as exc:
+                record_job_run(db, result.name, result.done, started, error=exc)
+                raise
+            record_job_run(db, result.name, result.done, started)
     if run.changes() and not dry_run:
         _record(db, run)
     return run

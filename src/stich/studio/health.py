@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -30,6 +30,8 @@ from stich.db import Database, migrate
 from stich.gallery import rankings
 from stich.gallery.models import FeedRankingSnapshot
 from stich.maintenance.jobs import JOBS, Outcome
+from stich.maintenance.models import MaintenanceJobRun
+from stich.maintenance.runs import last_runs
 
 # The maintenance entries looked through for each job's last change (newest first); at the
 # default five-minute ranking refresh this is about two days of runs.
@@ -56,6 +58,9 @@ class JobState:
     outcome: Outcome
     note: str | None = None
     late: bool = False  # it should have run by now: is the schedule running?
+    last_run: datetime | None = None  # the last run, whatever it did (maintenance_job_runs)
+    last_outcome: str | None = None  # "ok" or "failed"
+    last_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -145,11 +150,13 @@ def maintenance_jobs(session: Session, now: datetime, refresh_seconds: int) -> l
             func.count(),
         )
     ).one()
+    runs = last_runs(session)
     states = []
     for job in JOBS:
         at, done = last.get(job.name, (None, 0))
         if job.name != RANKINGS_JOB:
-            states.append(JobState(job.name, job.description, at, done, job.outcome))
+            state = JobState(job.name, job.description, at, done, job.outcome)
+            states.append(_with_run(state, runs.get(job.name)))
             continue
         wanted = len(rankings.SCORED_RANKINGS)
         note = f"{count} of {wanted} snapshots"
@@ -159,8 +166,17 @@ def maintenance_jobs(session: Session, now: datetime, refresh_seconds: int) -> l
             oldest is not None and now - oldest > timedelta(seconds=3 * refresh_seconds)
         )
         at = newest if newest is not None else at
-        states.append(JobState(job.name, job.description, at, done, job.outcome, note, late))
+        state = JobState(job.name, job.description, at, done, job.outcome, note, late)
+        states.append(_with_run(state, runs.get(job.name)))
     return states
+
+
+def _with_run(state: JobState, run: MaintenanceJobRun | None) -> JobState:
+    if run is None:
+        return state
+    return replace(
+        state, last_run=run.finished_at, last_outcome=run.outcome.value, last_error=run.error
+    )
 
 
 def _last_changes(entries: Sequence[Any]) -> dict[str, tuple[datetime, int]]:
