@@ -354,3 +354,26 @@ def test_a_demoted_admin_and_a_non_admin_get_no_studio(
     with db.read() as uow:
         app = uow.session.get(App, app_id)
         assert app is not None and app.deleted_at is None
+
+
+def test_a_failed_maintenance_runs_error_is_shown_escaped(
+    client: TestClient, db: Database, settings: Settings, admin: Account
+):
+    from stich.maintenance.models import MaintenanceJobRun, RunOutcome
+
+    now = utcnow()
+    with db.write() as uow:
+        uow.session.add(
+            MaintenanceJobRun(
+                job="app_views",
+                started_at=now,
+                finished_at=now,
+                outcome=RunOutcome.FAILED,
+                done=0,
+                error=f"OperationalError: {MARKUP}",
+            )
+        )
+    page = client.get("/admin/")
+    assert page.status_code == 200
+    assert "OperationalError" in page.text  # shown ...
+    assert MARKUP not in page.text and "<img src=x" not in page.text  # ... escaped
