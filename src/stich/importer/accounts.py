@@ -65,7 +65,8 @@ def find_duplicates(source: Source, ctx: ImportContext) -> None:
     first: dict[str, tuple[datetime, str]] = {}
     members: dict[str, list[str]] = {}
     far_future = datetime.max.replace(tzinfo=utcnow().tzinfo)
-    for user_id, email, created in source.query("SELECT id, email, created_at FROM users"):
+    rows = source.tuples("users", ("id", "email", "created_at"), 50_000)
+    for user_id, email, created in (row for batch in rows for row in batch):
         try:
             row_id(user_id)
             key = normalize_email(email or "")

@@ -68,7 +68,7 @@ class Source:
 
     def rows(self, table: str, batch_size: int) -> Iterator[list[Row]]:
         """The table's rows (the columns Stich reads), ``batch_size`` at a time."""
-        columns = ", ".join(f'"{c}"' for c in REQUIRED_COLUMNS[_known(table)])
+        columns = ", ".join(_value(c) for c in REQUIRED_COLUMNS[_known(table)])
         order = READ_ORDER.get(table, "rowid")
         cursor = self.conn.execute(f'SELECT {columns} FROM "{table}" ORDER BY {order}')  # noqa: S608
         names = [d[0] for d in cursor.description]
@@ -80,7 +80,7 @@ class Source:
     ) -> Iterator[list[tuple[Any, ...]]]:
         """Plain tuples of ``columns`` (the fast path for the largest table)."""
         assert set(columns) <= set(REQUIRED_COLUMNS[_known(table)])
-        names = ", ".join(f'"{c}"' for c in columns)
+        names = ", ".join(_value(c) for c in columns)
         order = READ_ORDER.get(table, "rowid")
         cursor = self.conn.execute(f'SELECT {names} FROM "{table}" ORDER BY {order}')  # noqa: S608
         while batch := cursor.fetchmany(batch_size):
@@ -100,6 +100,14 @@ class Source:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _value(column: str) -> str:
+    """A column as read: SQLite (and D1) keep whatever was bound, and a BLOB in a column
+    of text or numbers is no value Stich can use, so it reads as NULL (the row is then
+    rejected or imported without it, by the column's rules)."""
+    quoted = f'"{column}"'
+    return f"CASE WHEN typeof({quoted}) = 'blob' THEN NULL ELSE {quoted} END AS {quoted}"
 
 
 def _known(table: str) -> str:
