@@ -464,6 +464,30 @@ def test_imported_audit_values_are_objects_as_stich_writes_them(
             assert value is None or isinstance(value, dict), value
 
 
+def test_blobs_in_text_columns_do_not_abort_the_import(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """SQLite (and D1) store whatever was bound: a BLOB in a TEXT column is one bad row,
+    rejected or converted, never an exception that stops the run."""
+    source = source_with(
+        tmp_path / "original.db",
+        users=[
+            {"id": "u-blob-mail", "email": b"blob@example.com", "provider": "email",
+             "provider_id": "p-blob", "display_name": "Blob"},
+            {"id": b"u-blob-id", "email": "blobid@example.com", "provider": "email",
+             "provider_id": "p-blob-id", "display_name": b"Blob name"},
+        ],
+        apps=[{"id": "a-blob", "title": b"Blob title", "user_id": "u-good",
+               "original_prompt": b"prompt", "description": b"\xff\xfe"}],
+    )  # fmt: skip
+    report = run(settings, source)  # must not raise
+    assert "u-good" in ids(db, User) and "a-good" in ids(db, App)
+    assert report["users"].read == 3
+    with db.read() as uow:
+        for user_id in uow.session.scalars(select(User.id)):
+            assert isinstance(user_id, str), user_id
+
+
 def test_a_dry_run_creates_no_database_file(tmp_path: Path) -> None:
     """'nothing is written anywhere': not even an empty SQLite file for the target."""
     source = build_awkward_source(tmp_path / "original.db")
