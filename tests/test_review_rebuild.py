@@ -155,7 +155,7 @@ def test_a_rollup_row_before_the_oldest_view_is_drift_when_no_view_was_ever_purg
     """With no purge ever run (nothing older than the retention was removed), the days
     before the oldest raw view hold no history: a rollup row there is drift, not history
     to keep, and the repair must not raise view_count to it."""
-    app_id, quiet, _fork = _activity(db)
+    _app_id, quiet, _fork = _activity(db)
     true_state = _state(db)
     with db.write() as uow:
         uow.session.execute(
