@@ -17,6 +17,7 @@ from stich.cli.main import app as cli
 from stich.crypto import legacy_passwords
 from stich.crypto.passwords import Passwords
 from stich.crypto.tokens import KeyedHasher
+from stich.db import Database
 from stich.errors import Invalid
 from stich.importer.legacy_secrets import OriginalSecrets, Undecryptable, encrypt_like_original
 from stich.importer.values import json_value, timestamp
@@ -37,7 +38,8 @@ def stich(database_url: str, *args: str) -> Result:
     return CliRunner().invoke(cli, list(args), env=env)
 
 
-def test_import_then_db_verify_is_clean(database_url: str, tmp_path: Path) -> None:
+def test_import_then_db_verify_is_clean(database_url: str, tmp_path: Path, db: Database) -> None:
+    # ``db``: its teardown empties the database the command wrote (other tests share it).
     source = build_awkward_source(tmp_path / "original.db")
     report_file = tmp_path / "report.json"
     args = ["import", "original", str(source), "--secrets-key", ORIGINAL_KEY]
@@ -53,7 +55,7 @@ def test_import_then_db_verify_is_clean(database_url: str, tmp_path: Path) -> No
     assert verified.exit_code == 0, verified.output
 
 
-def test_secrets_need_a_key_or_skip(database_url: str, tmp_path: Path) -> None:
+def test_secrets_need_a_key_or_skip(database_url: str, tmp_path: Path, db: Database) -> None:
     source = build_awkward_source(tmp_path / "original.db")
     result = stich(database_url, "import", "original", str(source))
     assert result.exit_code != 0
