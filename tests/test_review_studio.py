@@ -377,3 +377,20 @@ def test_a_failed_maintenance_runs_error_is_shown_escaped(
     assert page.status_code == 200
     assert "OperationalError" in page.text  # shown ...
     assert MARKUP not in page.text and "<img src=x" not in page.text  # ... escaped
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/app/list?status=nope",
+        "/admin/app/list?visibility=nope",
+        "/admin/user/list?role=nope",
+        "/admin/audit-log/list?actor_type=nope",
+    ],
+)
+def test_list_filter_with_an_unknown_value_is_a_4xx_not_a_500(
+    client: TestClient, db: Database, settings: Settings, admin: Account, url: str
+):
+    make_app(db, user_id=admin.user_id)
+    response = client.get(url)
+    assert 400 <= response.status_code < 500, response.status_code

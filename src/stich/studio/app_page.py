@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import anyio.to_thread
 from sqladmin import action, expose
-from sqladmin.filters import BooleanFilter, StaticValuesFilter
+from sqladmin.filters import BooleanFilter
 from sqladmin.pagination import Pagination
 from sqlalchemy import Select, select
 from sqlalchemy.orm import load_only
@@ -26,6 +26,7 @@ from stich.studio.edits import AppEdit
 from stich.studio.page_data import app_page, listed_apps
 from stich.studio.redaction import table_of, visible_columns
 from stich.studio.view_base import (
+    KnownValuesFilter,
     StudioView,
     back_to,
     checked_form,
@@ -85,8 +86,8 @@ class AppView(StudioView, model=App):
         ("id", True),
     ]
     column_filters: ClassVar[builtins.list[Any]] = [
-        StaticValuesFilter(App.status, [(s.value, s.value) for s in AppStatus]),
-        StaticValuesFilter(App.visibility, [(v.value, v.value) for v in Visibility]),
+        KnownValuesFilter(App.status, [(s.value, s.value) for s in AppStatus]),
+        KnownValuesFilter(App.visibility, [(v.value, v.value) for v in Visibility]),
         BooleanFilter(App.is_archived),
         BooleanFilter(App.is_featured),
     ]

@@ -7,14 +7,13 @@ import builtins
 from typing import Any, ClassVar
 
 import anyio.to_thread
-from sqladmin.filters import StaticValuesFilter
 from sqladmin.pagination import Pagination
 from starlette.requests import Request
 
 from stich.audit.models import ActorType, AuditLog
 from stich.studio.page_data import listed_entries
 from stich.studio.redaction import table_of, visible_columns
-from stich.studio.view_base import StudioView
+from stich.studio.view_base import KnownValuesFilter, StudioView
 
 
 class AuditLogView(StudioView, model=AuditLog):
@@ -46,7 +45,7 @@ class AuditLogView(StudioView, model=AuditLog):
         ("id", True),
     ]
     column_filters: ClassVar[builtins.list[Any]] = [
-        StaticValuesFilter(AuditLog.actor_type, [(a.value, a.value) for a in ActorType]),
+        KnownValuesFilter(AuditLog.actor_type, [(a.value, a.value) for a in ActorType]),
     ]
 
     async def list(self, request: Request) -> Pagination:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import anyio.to_thread
 from sqladmin import action, expose
-from sqladmin.filters import BooleanFilter, StaticValuesFilter
+from sqladmin.filters import BooleanFilter
 from sqladmin.pagination import Pagination
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
@@ -26,6 +26,7 @@ from stich.studio.auth import StudioAdmin, request_meta
 from stich.studio.page_data import listed_users, user_page
 from stich.studio.redaction import table_of, visible_columns
 from stich.studio.view_base import (
+    KnownValuesFilter,
     StudioView,
     back_to,
     checked_form,
@@ -81,7 +82,7 @@ class UserView(StudioView, model=User):
         ("id", True),
     ]
     column_filters: ClassVar[builtins.list[Any]] = [
-        StaticValuesFilter(User.role, [(r.value, r.value) for r in Role]),
+        KnownValuesFilter(User.role, [(r.value, r.value) for r in Role]),
         BooleanFilter(User.is_suspended),
         BooleanFilter(User.email_verified),
     ]

@@ -7,11 +7,12 @@ import hmac
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import anyio.to_thread
 from markupsafe import Markup, escape
 from sqladmin import ModelView
+from sqladmin.filters import StaticValuesFilter
 from sqladmin.flash import Flash
 from sqladmin.formatters import BASE_FORMATTERS
 from sqlalchemy import Select, Subquery, func, select
@@ -181,3 +182,15 @@ __all__ = [
     "pretty_json",
     "run_edit",
 ]
+
+
+class KnownValuesFilter(StaticValuesFilter):
+    """sqladmin's list filter over fixed values, refusing any other value with a 400
+    (the base class compares the column with whatever the query string holds, and an enum
+    column fails on an unknown value: a 500)."""
+
+    async def get_filtered_query(self, query: Select[Any], value: Any, model: Any) -> Select[Any]:
+        known = {option for option, _ in self.values}
+        if value is not None and value not in ("", "__all") and value not in known:
+            raise HTTPException(status_code=400, detail=f"unknown {self.parameter_name}: {value!r}")
+        return cast(Select[Any], await super().get_filtered_query(query, value, model))
