@@ -3,6 +3,7 @@ consumer group (at least once, counted once)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -266,3 +267,15 @@ def test_a_failing_database_is_retried_with_back_off_not_in_a_loop(tmp_path: Pat
     # handful of tries (a loop without back-off made hundreds), and nothing was lost.
     assert 1 <= failures <= 8, failures
     assert queue.backlog() == 5 and queue.stats.shed == 0
+
+
+def test_entries_queued_before_0009_still_decode() -> None:
+    """A stream entry written by the previous version (seven fields, the user id fourth,
+    the full 64-digit viewer key) decodes to the view as it is kept now."""
+    at = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    old = json.dumps(["app-1", "ab" * 32, 1_764_590_400, "user-1", None, "mobile", at.isoformat()])
+    view = decode_view(old)
+    assert (view.app_id, view.viewer_key, view.window_start) == ("app-1", "ab" * 16, 1_764_590_400)
+    assert (view.referrer_origin, view.device_type.value, view.viewed_at) == (None, "mobile", at)
+    with pytest.raises(ValueError, match="not a queued view"):
+        decode_view(json.dumps(["app-1", "ab", 1, "mobile", at.isoformat()]))  # five fields
