@@ -11,7 +11,7 @@ from stich.config import Settings
 from stich.db import Database
 from stich.maintenance.jobs import JOB_NAMES, JOBS, run_maintenance
 from stich.maintenance.models import RunOutcome
-from stich.maintenance.runs import last_runs
+from stich.maintenance.repository import MaintenanceRepository
 from tests import studio_support
 from tests.ops_support import Account
 
@@ -29,7 +29,7 @@ def test_every_job_run_is_recorded_even_when_it_did_nothing(
 ) -> None:
     run_maintenance(db, settings)
     with db.read() as uow:
-        runs = last_runs(uow.session)
+        runs = MaintenanceRepository(uow.session).last_runs()
     assert set(runs) == set(JOB_NAMES)
     assert all(run.outcome is RunOutcome.OK and run.error is None for run in runs.values())
     assert runs["sessions"].done == 0  # nothing to remove: still a run
@@ -58,7 +58,7 @@ def test_a_failed_job_is_recorded_as_failed_with_its_error(
     with pytest.raises(RuntimeError):
         run_maintenance(db, settings, jobs=[_Broken(sessions)])  # type: ignore[list-item]
     with db.read() as uow:
-        run = last_runs(uow.session)["sessions"]
+        run = MaintenanceRepository(uow.session).last_runs()["sessions"]
     assert run.outcome is RunOutcome.FAILED
     # The error's type and first line only: never the statement or its values.
     assert run.error == "RuntimeError: disk I/O error"
@@ -69,10 +69,10 @@ def test_a_failed_job_is_recorded_as_failed_with_its_error(
     # The next good run replaces it.
     run_maintenance(db, settings, jobs=[sessions])
     with db.read() as uow:
-        assert last_runs(uow.session)["sessions"].outcome is RunOutcome.OK
+        assert MaintenanceRepository(uow.session).last_runs()["sessions"].outcome is RunOutcome.OK
 
 
 def test_a_dry_run_records_nothing(db: Database, settings: Settings) -> None:
     run_maintenance(db, settings, dry_run=True)
     with db.read() as uow:
-        assert last_runs(uow.session) == {}
+        assert MaintenanceRepository(uow.session).last_runs() == {}

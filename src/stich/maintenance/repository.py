@@ -1,4 +1,5 @@
-"""The SQL of maintenance: bounded deletes that never hold locks for long."""
+"""The SQL of maintenance: bounded deletes that never hold locks for long, and each job's
+last run (``maintenance_job_runs``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, CursorResult, delete, func, select, tuple_
 from sqlalchemy.orm import Session
+
+from stich.analytics.sql import insert_for
+from stich.maintenance.models import MaintenanceJobRun
 
 
 class MaintenanceRepository:
@@ -31,3 +35,13 @@ class MaintenanceRepository:
         )
         assert isinstance(result, CursorResult)
         return int(result.rowcount)
+
+    def record_run(self, row: dict[str, Any]) -> None:
+        """Upsert a job's last run (one row per job, overwritten)."""
+        stmt = insert_for(self.session, MaintenanceJobRun).values(row)
+        update = {key: stmt.excluded[key] for key in row if key != "job"}
+        self.session.execute(stmt.on_conflict_do_update(index_elements=["job"], set_=update))
+
+    def last_runs(self) -> dict[str, MaintenanceJobRun]:
+        """Each job's last recorded run, by job name."""
+        return {run.job: run for run in self.session.scalars(select(MaintenanceJobRun))}

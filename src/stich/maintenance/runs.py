@@ -1,17 +1,15 @@
-"""Recording and reading each maintenance job's last run (``maintenance_job_runs``)."""
+"""Recording each maintenance job's last run (``maintenance_job_runs``), ok or failed."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 import structlog
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from stich.analytics.sql import insert_for
 from stich.db import Database
 from stich.db.base import utcnow
-from stich.maintenance.models import JOB_ERROR_LENGTH, MaintenanceJobRun, RunOutcome
+from stich.maintenance.models import JOB_ERROR_LENGTH, RunOutcome
+from stich.maintenance.repository import MaintenanceRepository
 
 log = structlog.get_logger("stich.maintenance")
 
@@ -30,9 +28,7 @@ def record_job_run(
     }
     try:
         with db.write() as uow:
-            stmt = insert_for(uow.session, MaintenanceJobRun).values(row)
-            update = {key: stmt.excluded[key] for key in row if key != "job"}
-            uow.session.execute(stmt.on_conflict_do_update(index_elements=["job"], set_=update))
+            MaintenanceRepository(uow.session).record_run(row)
     except Exception:  # the record is a convenience: never hide the job's own outcome
         log.exception("could not record the maintenance job's run", job=job)
 
@@ -43,8 +39,3 @@ def describe(error: Exception) -> str:
     first = message.splitlines()[0] if message else ""
     text = f"{type(error).__name__}: {first}" if first else type(error).__name__
     return text[:JOB_ERROR_LENGTH]
-
-
-def last_runs(session: Session) -> dict[str, MaintenanceJobRun]:
-    """Each job's last recorded run, by job name."""
-    return {run.job: run for run in session.scalars(select(MaintenanceJobRun))}

@@ -31,7 +31,7 @@ from stich.gallery import rankings
 from stich.gallery.models import FeedRankingSnapshot
 from stich.maintenance.jobs import JOBS, Outcome
 from stich.maintenance.models import MaintenanceJobRun
-from stich.maintenance.runs import last_runs
+from stich.maintenance.repository import MaintenanceRepository
 
 # The maintenance entries looked through for each job's last change (newest first); at the
 # default five-minute ranking refresh this is about two days of runs.
@@ -150,7 +150,7 @@ def maintenance_jobs(session: Session, now: datetime, refresh_seconds: int) -> l
             func.count(),
         )
     ).one()
-    runs = last_runs(session)
+    runs = MaintenanceRepository(session).last_runs()
     states = []
     for job in JOBS:
         at, done = last.get(job.name, (None, 0))
