@@ -13,40 +13,22 @@ from sqlalchemy import select, text, update
 from stich.analytics.history import mark_purged, view_history
 from stich.analytics.models import AppDailyBreakdown, AppDailyStats
 from stich.analytics.recount import CHECKS, DailyStatsCheck
-from stich.analytics.service import AnalyticsService
-from stich.analytics.viewer import Viewer
 from stich.apps.models import App
 from stich.auth.principal import Principal
-from stich.crypto.tokens import KeyedHasher
 from stich.db import Database
 from stich.gallery.models import FeedCount
 from stich.gallery.repository import Reaction
 from stich.gallery.service import GalleryService
 from tests.cli_support import run_stich
-from tests.conftest import TEST_SERVER_KEY
 from tests.factories import make_user
-from tests.gallery_support import make_app
+from tests.views_support import seed_activity
 
 DAY = date(2026, 10, 5)
 AT = datetime(2026, 10, 5, 12, tzinfo=UTC)
 
 
 def _activity(db: Database) -> tuple[str, str]:
-    alice, bob = make_user(db), make_user(db)
-    app_id = make_app(db, alice.user_id, title="Counted", framework="react")
-    fork = make_app(db, bob.user_id, title="Fork")
-    with db.write() as uow:
-        uow.session.execute(update(App).where(App.id == fork).values(parent_app_id=app_id))
-        uow.session.execute(update(App).where(App.id == app_id).values(fork_count=1))
-    with db.write() as uow:
-        gallery = GalleryService(uow.session, clock=lambda: AT)
-        gallery.react(Reaction.STAR, Principal.user(bob.user_id), app_id, on=True)
-        gallery.react(Reaction.FAVORITE, Principal.user(bob.user_id), app_id, on=True)
-        analytics = AnalyticsService(uow.session, KeyedHasher(TEST_SERVER_KEY.encode()))
-        for n in range(3):
-            viewer = Viewer(client_ip=f"192.0.2.{n}", user_agent="Mozilla/5.0 (X11; Linux)")
-            analytics.record_view(None, app_id, viewer, referrer="https://a.example/", at=AT)
-    return app_id, fork
+    return seed_activity(db, AT)
 
 
 def _knock_out_of_true(db: Database, app_id: str, backend: str) -> None:

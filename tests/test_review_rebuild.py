@@ -7,23 +7,17 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select
 
 from stich.analytics.history import view_history
 from stich.analytics.models import AppDailyBreakdown, AppDailyStats, AppDailyViewer
 from stich.analytics.recount import verification_checks
-from stich.analytics.service import AnalyticsService
-from stich.analytics.viewer import Viewer
 from stich.apps.models import App
-from stich.auth.principal import Principal
-from stich.crypto.tokens import KeyedHasher
 from stich.db import Database
 from stich.gallery.models import FeedCount
-from stich.gallery.repository import Reaction
-from stich.gallery.service import GalleryService
-from tests.conftest import TEST_SERVER_KEY
 from tests.factories import make_user
 from tests.gallery_support import make_app
+from tests.views_support import seed_activity
 
 DAY = date(2026, 10, 5)
 OTHER_DAY = date(2026, 10, 7)
@@ -32,21 +26,8 @@ FOREVER = 36_500  # every test day is within the retention: all rollups recounte
 
 
 def _activity(db: Database) -> tuple[str, str, str]:
-    alice, bob = make_user(db), make_user(db)
-    app_id = make_app(db, alice.user_id, title="Counted", framework="react")
-    quiet = make_app(db, bob.user_id, title="Quiet", framework="vue")
-    fork = make_app(db, bob.user_id, title="Fork")
-    with db.write() as uow:
-        uow.session.execute(update(App).where(App.id == fork).values(parent_app_id=app_id))
-        uow.session.execute(update(App).where(App.id == app_id).values(fork_count=1))
-    with db.write() as uow:
-        gallery = GalleryService(uow.session, clock=lambda: AT)
-        gallery.react(Reaction.STAR, Principal.user(bob.user_id), app_id, on=True)
-        gallery.react(Reaction.FAVORITE, Principal.user(bob.user_id), app_id, on=True)
-        analytics = AnalyticsService(uow.session, KeyedHasher(TEST_SERVER_KEY.encode()))
-        for n in range(3):
-            viewer = Viewer(client_ip=f"192.0.2.{n}", user_agent="Mozilla/5.0 (X11; Linux)")
-            analytics.record_view(None, app_id, viewer, referrer="https://a.example/", at=AT)
+    app_id, fork = seed_activity(db, AT)
+    quiet = make_app(db, make_user(db).user_id, title="Quiet", framework="vue")
     return app_id, quiet, fork
 
 
